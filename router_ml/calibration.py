@@ -1,0 +1,81 @@
+"""From the classifier's tier probabilities to calibrated escalation risks and a tier.
+
+The model file stores, for each tier below the top, an isotonic map from the raw probability that
+the request needs *more* than that tier to a calibrated one, fitted on the validation split by
+``training``. The runtime applies it with ``np.interp``: no scikit-learn at run time, and training
+computes its operating points with this very function, so the thresholds mean the same thing in
+both places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+TIERS = ("economy", "standard", "premium")
+
+
+class RiskCalibrator:
+    """Maps class probabilities ``(n, n_tiers)`` to calibrated risks ``(n, n_tiers - 1)``.
+
+    ``risk[:, k]`` estimates P(request needs a tier above ``tiers[k]``); it is non-increasing in
+    ``k`` by construction, so escalating never lowers the risk.
+    """
+
+    def __init__(self, knots: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None) -> None:
+        self.knots = [
+            (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for x, y in (knots or [])
+        ]
+        for x, y in self.knots:
+            if x.ndim != 1 or x.shape != y.shape or x.size < 2 or np.any(np.diff(x) < 0):
+                raise ValueError("each calibration map needs >= 2 increasing x knots and matching y")
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], tiers: Sequence[str] = TIERS) -> RiskCalibrator:
+        method = spec.get("method", "none")
+        if method == "none":
+            return cls()
+        if method != "isotonic":
+            raise ValueError(f"unknown calibration method {method!r}")
+        maps = spec["risk_above"]
+        return cls([(maps[tier]["x"], maps[tier]["y"]) for tier in tiers[:-1]])
+
+    def to_dict(self, tiers: Sequence[str] = TIERS) -> dict[str, Any]:
+        if not self.knots:
+            return {"method": "none"}
+        return {
+            "method": "isotonic",
+            "risk_above": {
+                tier: {"x": x.tolist(), "y": y.tolist()} for tier, (x, y) in zip(tiers, self.knots)
+            },
+        }
+
+    def risks(self, probabilities: np.ndarray) -> np.ndarray:
+        """Calibrated P(needs more than tier k) for each row and each tier but the top."""
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        raw = np.cumsum(probabilities[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        if self.knots:
+            raw = np.column_stack([np.interp(raw[:, k], x, y) for k, (x, y) in enumerate(self.knots)])
+        risks = np.clip(raw, 0.0, 1.0)
+        # Needing more than standard implies needing more than economy.
+        return np.minimum.accumulate(risks, axis=1)
+
+
+def risks_to_probabilities(risks: np.ndarray) -> np.ndarray:
+    """Calibrated per-tier probabilities implied by the cumulative risks."""
+    n = risks.shape[0]
+    above = np.column_stack([np.ones(n), risks, np.zeros(n)])
+    return above[:, :-1] - above[:, 1:]
+
+
+def choose_tiers(risks: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
+    """Index of the cheapest tier whose risk of being too weak is below its threshold.
+
+    The top tier is always acceptable; so when unsure, the choice escalates.
+    """
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    acceptable = risks < thresholds[None, :]
+    acceptable = np.column_stack([acceptable, np.ones(len(risks), dtype=bool)])
+    return np.argmax(acceptable, axis=1)

@@ -1,0 +1,332 @@
+"""The one feature extractor: request → ordered, named, float32-safe vector.
+
+Training (``training/``) and inference (``Router``) both call :func:`extract`, so the model sees the
+same numbers in production that it was fitted on. The ordered names, the schema version and the
+extraction caps hash into :data:`FEATURE_SCHEMA`; the model file stores that schema and the runtime
+refuses a model built for another one.
+
+Cost is bounded whatever the request: texts are tokenised exactly up to
+``tokenizer.EXACT_CHAR_CAP`` characters each and at most ``TOKEN_BUDGET_CHARS`` per request, the
+rest extrapolated from the measured tokens per character; text signals read the first
+``SIGNAL_CHAR_CAP`` characters of the last user turn; tool schemas are walked up to
+``SCHEMA_NODE_CAP`` nodes. Every value is clipped to ``FLOAT32_EXACT_MAX`` so float32 holds it
+exactly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from router_ml.request import ChatRequest, Message, parse_request
+from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
+
+SCHEMA_VERSION = "1"
+TOKEN_BUDGET_CHARS = 65_536
+"""Characters tokenised exactly per request; later messages are extrapolated."""
+SIGNAL_CHAR_CAP = 8_192
+"""Characters of the last user turn scanned for text signals."""
+SCHEMA_NODE_CAP = 20_000
+"""JSON-schema nodes walked per request when measuring tool definitions."""
+FLOAT32_EXACT_MAX = float(2**24)
+
+ROLE_CODES = {"system": 0, "developer": 0, "user": 1, "assistant": 2, "tool": 3, "function": 3}
+TOOL_CHOICE_CODES = {None: 0, "none": 1, "auto": 2, "required": 3, "named": 4}
+RESPONSE_FORMAT_CODES = {None: 0, "text": 0, "json_object": 1, "json_schema": 2}
+
+TASK_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    # cue: (single words, matched against the text's word set; phrases, matched as substrings)
+    "summarize": (
+        frozenset({"summarize", "summarise", "summary", "summarization", "tldr", "condense", "gist"}),
+        ("tl;dr", "key points"),
+    ),
+    "classify": (
+        frozenset({"classify", "classification", "categorize", "categorise", "category", "sentiment"}),
+        ("label the", "label this", "label each"),
+    ),
+    "extract": (frozenset({"extract", "extraction", "parse"}), ("pull out", "list all", "find all")),
+    "translate": (
+        frozenset({"translate", "translation", "translated"}),
+        ("in french", "in spanish", "in german", "in chinese", "in japanese", "into english"),
+    ),
+    "prove": (frozenset({"prove", "proof", "theorem", "lemma", "derive"}), ("show that",)),
+    "implement": (
+        frozenset({"implement", "implementation", "debug", "refactor", "algorithm", "function",
+                   "python", "javascript", "sql", "code", "program", "script", "compile"}),
+        ("unit test",),
+    ),
+    "explain": (frozenset({"explain", "explanation", "describe", "why"}), ("what is",)),
+    "reason": (
+        frozenset({"reason", "reasoning", "justify", "logic", "logical"}),
+        ("step by step", "step-by-step", "think carefully", "think through"),
+    ),
+    "rewrite": (
+        frozenset({"rewrite", "rephrase", "paraphrase", "proofread", "reword"}),
+        ("fix the grammar", "edit this"),
+    ),
+    "analyze": (
+        frozenset({"analyze", "analyse", "analysis", "compare", "contrast", "evaluate", "assess",
+                   "critique", "tradeoffs", "trade-offs"}),
+        (),
+    ),
+    "create": (
+        frozenset({"story", "poem", "essay", "song", "blog", "brainstorm", "creative", "slogan"}),
+        ("write a letter", "write an email"),
+    ),
+    "calculate": (
+        frozenset({"calculate", "calculation", "compute", "solve", "total", "sum", "product"}),
+        ("how many", "how much"),
+    ),
+    "choose": (
+        frozenset({"choose", "select", "option", "options"}),
+        ("which of the following", "correct answer", "answer with the letter"),
+    ),
+    "plan": (frozenset({"plan", "design", "architecture", "strategy", "roadmap", "schedule"}), ()),
+}
+
+_CUE_OF_WORD = {word: name for name, (words, _) in TASK_CUES.items() for word in words}
+_CUE_PHRASES = tuple((phrase, name) for name, (_, phrases) in TASK_CUES.items() for phrase in phrases)
+_PUNCTUATION_TO_SPACE = str.maketrans({c: " " for c in ".,;:!?()[]{}\"'`*/"})
+_CHOICE_RE = re.compile(r"(?m)^\s*\(?[A-Ja-j][.)]\s")
+_FEW_SHOT_RE = re.compile(r"(?mi)^\s*(?:answer|a|q|question|input|output|example)\s*\d*\s*:")
+_NUMBER_RE = re.compile(r"\d+")
+_LATEX_RE = re.compile(r"\\(?:frac|sum|int|sqrt|begin|mathbb|alpha|beta|theta|lambda|cdot)|\$[^$\n]+\$")
+_NON_LATIN_RE = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f]")
+_CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+_ERROR_WORDS = ("error", "exception", "traceback", "failed", "failure", "not found", "invalid",
+                "denied", "unauthorized", "timed out", "timeout")
+_CODE_CHARS = "{}[]();=<>_#|\\`"
+_MATH_CHARS = "+-*/^=<>%"
+_DELETE_CODE = str.maketrans("", "", _CODE_CHARS)
+_DELETE_MATH = str.maketrans("", "", _MATH_CHARS)
+_DELETE_DIGITS = str.maketrans("", "", "0123456789")
+
+FEATURE_NAMES: tuple[str, ...] = (
+    # conversation structure and position
+    "n_messages", "n_system", "n_user", "n_assistant", "n_tool_results",
+    "is_first_user_turn", "user_turn_index", "messages_since_last_user", "last_role",
+    # token counts (o200k)
+    "tokens_last_user", "tokens_system", "tokens_total", "tokens_assistant",
+    "chars_last_user", "tokens_per_char_last_user",
+    # tool definitions and tool-call history
+    "n_tools", "tools_schema_chars", "tools_max_depth", "tools_n_params", "tools_n_required",
+    "tools_n_enum", "tool_choice", "n_tool_calls", "last_is_tool_result", "n_tool_errors",
+    # output hints and content parts
+    "max_tokens", "has_max_tokens", "json_mode", "stream", "n_images", "n_other_parts",
+    # text signals of the last user turn
+    "n_lines", "n_words", "avg_word_len", "n_code_fences", "code_char_ratio", "math_char_ratio",
+    "digit_ratio", "n_numbers", "has_latex", "n_question_marks", "n_choice_options",
+    "n_few_shot_markers", "non_ascii_ratio", "cjk_ratio", "non_latin_ratio",
+    *(f"cue_{name}" for name in TASK_CUES),
+    "system_tokens_share",
+)
+N_FEATURES = len(FEATURE_NAMES)
+_INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """What a model must have been trained on for this runtime to feed it correctly."""
+
+    version: str
+    names: tuple[str, ...]
+    hash: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "names": list(self.names), "hash": self.hash}
+
+
+def _schema_hash() -> str:
+    definition = {
+        "version": SCHEMA_VERSION,
+        "names": FEATURE_NAMES,
+        "encoding": ENCODING_NAME,
+        "caps": [EXACT_CHAR_CAP, TOKEN_BUDGET_CHARS, SIGNAL_CHAR_CAP, SCHEMA_NODE_CAP],
+        "cues": {name: [sorted(words), list(phrases)] for name, (words, phrases) in TASK_CUES.items()},
+    }
+    return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
+
+
+FEATURE_SCHEMA = FeatureSchema(SCHEMA_VERSION, FEATURE_NAMES, _schema_hash())
+
+
+class FeatureExtractor:
+    """Computes the feature vector of a request; one instance is safe to share across threads."""
+
+    def __init__(self, token_counter: TokenCounter | None = None) -> None:
+        self._counter = token_counter or TokenCounter()
+
+    def extract(self, request: ChatRequest | dict[str, Any] | str | bytes) -> np.ndarray:
+        """Feature vector (float32, shape ``(N_FEATURES,)``) of one request."""
+        return self.extract_parsed(parse_request(request))
+
+    def extract_many(self, requests: Iterable[ChatRequest | dict[str, Any]]) -> np.ndarray:
+        """Feature matrix (float32, shape ``(n, N_FEATURES)``); raises on the first bad request."""
+        rows = [self.extract_parsed(parse_request(r)) for r in requests]
+        return np.vstack(rows) if rows else np.zeros((0, N_FEATURES), dtype=np.float32)
+
+    def extract_parsed(self, request: ChatRequest) -> np.ndarray:
+        values = [0.0] * N_FEATURES
+        self._conversation(request.messages, values)
+        _tools(request, values)
+        values[_INDEX["max_tokens"]] = request.max_tokens or 0
+        values[_INDEX["has_max_tokens"]] = request.max_tokens is not None
+        values[_INDEX["json_mode"]] = RESPONSE_FORMAT_CODES[request.response_format]
+        values[_INDEX["stream"]] = request.stream
+        vector = np.asarray(values, dtype=np.float64)
+        np.clip(vector, 0.0, FLOAT32_EXACT_MAX, out=vector)
+        return vector.astype(np.float32)
+
+    def _conversation(self, messages: tuple[Message, ...], values: list[float]) -> None:
+        count = self._counter.count
+        budget = TOKEN_BUDGET_CHARS
+        exact_tokens = exact_chars = 0
+        tokens_system = tokens_assistant = tokens_total = 0
+        tokens_last_user = 0
+        n_role = [0, 0, 0, 0]
+        n_tool_calls = n_tool_errors = n_images = n_other = 0
+        last_user = -1
+        for i, message in enumerate(messages):
+            code = ROLE_CODES[message.role]
+            n_role[code] += 1
+            n_tool_calls += message.n_tool_calls
+            n_images += message.n_images
+            n_other += message.n_other_parts
+            text = message.text
+            if message.tool_call_text:
+                text = f"{text}\n{message.tool_call_text}" if text else message.tool_call_text
+            if budget > 0 or code == 1:
+                tokens = count(text)
+                exact_tokens += tokens
+                exact_chars += len(text)
+                budget -= min(len(text), EXACT_CHAR_CAP)
+            else:
+                ratio = exact_tokens / exact_chars if exact_chars else 0.25
+                tokens = round(len(text) * ratio)
+            tokens_total += tokens
+            if code == 0:
+                tokens_system += tokens
+            elif code == 1:
+                last_user, tokens_last_user = i, tokens
+            elif code == 2:
+                tokens_assistant += tokens
+            elif code == 3 and _looks_like_error(message.text):
+                n_tool_errors += 1
+
+        v, ix = values, _INDEX
+        v[ix["n_messages"]] = len(messages)
+        v[ix["n_system"]], v[ix["n_user"]], v[ix["n_assistant"]], v[ix["n_tool_results"]] = n_role
+        v[ix["is_first_user_turn"]] = n_role[1] == 1 and n_role[2] == 0 and last_user >= 0
+        v[ix["user_turn_index"]] = n_role[1]
+        v[ix["messages_since_last_user"]] = len(messages) - 1 - last_user if last_user >= 0 else len(messages)
+        v[ix["last_role"]] = ROLE_CODES[messages[-1].role]
+        v[ix["tokens_last_user"]] = tokens_last_user
+        v[ix["tokens_system"]] = tokens_system
+        v[ix["tokens_total"]] = tokens_total
+        v[ix["tokens_assistant"]] = tokens_assistant
+        v[ix["system_tokens_share"]] = tokens_system / tokens_total if tokens_total else 0.0
+        v[ix["n_tool_calls"]] = n_tool_calls
+        v[ix["last_is_tool_result"]] = ROLE_CODES[messages[-1].role] == 3
+        v[ix["n_tool_errors"]] = n_tool_errors
+        v[ix["n_images"]] = n_images
+        v[ix["n_other_parts"]] = n_other
+        if last_user >= 0:
+            text = messages[last_user].text
+            v[ix["chars_last_user"]] = len(text)
+            v[ix["tokens_per_char_last_user"]] = tokens_last_user / len(text) if text else 0.0
+            _text_signals(text[:SIGNAL_CHAR_CAP], v)
+
+
+def _text_signals(text: str, v: list[float]) -> None:
+    """Cheap lexical signals of what kind of task the text asks for."""
+    ix = _INDEX
+    n = len(text)
+    if not n:
+        return
+    words = text.split()
+    n_words = len(words)
+    v[ix["n_lines"]] = text.count("\n") + 1
+    v[ix["n_words"]] = n_words
+    v[ix["avg_word_len"]] = (n - text.count(" ") - text.count("\n")) / n_words if n_words else 0.0
+    v[ix["n_code_fences"]] = text.count("```")
+    v[ix["code_char_ratio"]] = (n - len(text.translate(_DELETE_CODE))) / n
+    v[ix["math_char_ratio"]] = (n - len(text.translate(_DELETE_MATH))) / n
+    v[ix["digit_ratio"]] = (n - len(text.translate(_DELETE_DIGITS))) / n
+    v[ix["n_numbers"]] = len(_NUMBER_RE.findall(text))
+    v[ix["has_latex"]] = _LATEX_RE.search(text) is not None
+    v[ix["n_question_marks"]] = text.count("?")
+    v[ix["n_choice_options"]] = len(_CHOICE_RE.findall(text))
+    v[ix["n_few_shot_markers"]] = len(_FEW_SHOT_RE.findall(text))
+    if not text.isascii():
+        v[ix["non_ascii_ratio"]] = (n - len(text.encode("ascii", "ignore"))) / n
+        v[ix["cjk_ratio"]] = len(_CJK_RE.findall(text)) / n
+        v[ix["non_latin_ratio"]] = len(_NON_LATIN_RE.findall(text)) / n
+    lowered = text.lower()
+    for word in set(lowered.translate(_PUNCTUATION_TO_SPACE).split()):
+        cue = _CUE_OF_WORD.get(word)
+        if cue is not None:
+            v[ix[f"cue_{cue}"]] = 1.0
+    for phrase, cue in _CUE_PHRASES:
+        if phrase in lowered:
+            v[ix[f"cue_{cue}"]] = 1.0
+
+
+def _looks_like_error(tool_result: str) -> bool:
+    head = tool_result[:2048].lower()
+    return any(word in head for word in _ERROR_WORDS)
+
+
+def _tools(request: ChatRequest, v: list[float]) -> None:
+    """Size and shape of the tool definitions, walked iteratively with a node cap."""
+    ix = _INDEX
+    v[ix["tool_choice"]] = TOOL_CHOICE_CODES[request.tool_choice]
+    if not request.tools:
+        return
+    chars = max_depth = n_params = n_required = n_enum = 0
+    budget = SCHEMA_NODE_CAP
+    stack: list[tuple[Any, int]] = [(tool, 0) for tool in request.tools]
+    while stack and budget > 0:
+        node, depth = stack.pop()
+        budget -= 1
+        if isinstance(node, dict):
+            max_depth = max(max_depth, depth)
+            properties = node.get("properties")
+            if isinstance(properties, dict):
+                n_params += len(properties)
+            required = node.get("required")
+            if isinstance(required, list):
+                n_required += len(required)
+            if isinstance(node.get("enum"), list):
+                n_enum += 1
+            for key, child in node.items():
+                chars += len(key) if isinstance(key, str) else 1
+                stack.append((child, depth + 1))
+        elif isinstance(node, list):
+            stack.extend((child, depth + 1) for child in node)
+        elif isinstance(node, str):
+            chars += len(node)
+        else:
+            chars += 1
+    v[ix["n_tools"]] = len(request.tools)
+    v[ix["tools_schema_chars"]] = chars
+    v[ix["tools_max_depth"]] = max_depth
+    v[ix["tools_n_params"]] = n_params
+    v[ix["tools_n_required"]] = n_required
+    v[ix["tools_n_enum"]] = n_enum
+
+
+_default_extractor: FeatureExtractor | None = None
+
+
+def extract(request: ChatRequest | dict[str, Any] | str | bytes) -> np.ndarray:
+    """Feature vector of one request with the process-wide default extractor."""
+    global _default_extractor
+    if _default_extractor is None:
+        _default_extractor = FeatureExtractor()
+    return _default_extractor.extract(request)

