@@ -41,43 +41,86 @@ TOOL_CHOICE_CODES = {None: 0, "none": 1, "auto": 2, "required": 3, "named": 4}
 RESPONSE_FORMAT_CODES = {None: 0, "text": 0, "json_object": 1, "json_schema": 2}
 
 TASK_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    # cue: (single words, matched against the text's word set; phrases, matched as substrings)
+    # cue: (words, looked up in the text's word set; phrases, looked for as substrings — kept few,
+    # since each costs a scan of the text)
     "summarize": (
-        frozenset({"summarize", "summarise", "summary", "summarization", "tldr", "condense", "gist"}),
-        ("tl;dr", "key points"),
+        frozenset(
+            {
+                "summarize",
+                "summarise",
+                "summary",
+                "summarization",
+                "tldr",
+                "tl;dr",
+                "condense",
+                "gist",
+            }
+        ),
+        ("key points",),
     ),
     "classify": (
-        frozenset({"classify", "classification", "categorize", "categorise", "category", "sentiment"}),
-        ("label the", "label this", "label each"),
+        frozenset(
+            {
+                "classify",
+                "classification",
+                "categorize",
+                "categorise",
+                "category",
+                "sentiment",
+                "label",
+            }
+        ),
+        (),
     ),
-    "extract": (frozenset({"extract", "extraction", "parse"}), ("pull out", "list all", "find all")),
-    "translate": (
-        frozenset({"translate", "translation", "translated"}),
-        ("in french", "in spanish", "in german", "in chinese", "in japanese", "into english"),
-    ),
+    "extract": (frozenset({"extract", "extraction", "parse"}), ("list all", "find all")),
+    "translate": (frozenset({"translate", "translation", "translated"}), ()),
     "prove": (frozenset({"prove", "proof", "theorem", "lemma", "derive"}), ("show that",)),
     "implement": (
-        frozenset({"implement", "implementation", "debug", "refactor", "algorithm", "function",
-                   "python", "javascript", "sql", "code", "program", "script", "compile"}),
-        ("unit test",),
+        frozenset(
+            {
+                "implement",
+                "implementation",
+                "debug",
+                "refactor",
+                "algorithm",
+                "function",
+                "python",
+                "javascript",
+                "sql",
+                "code",
+                "program",
+                "script",
+                "compile",
+            }
+        ),
+        (),
     ),
-    "explain": (frozenset({"explain", "explanation", "describe", "why"}), ("what is",)),
+    "explain": (frozenset({"explain", "explanation", "describe", "why"}), ()),
     "reason": (
-        frozenset({"reason", "reasoning", "justify", "logic", "logical"}),
-        ("step by step", "step-by-step", "think carefully", "think through"),
+        frozenset({"reason", "reasoning", "justify", "logic", "logical", "step-by-step"}),
+        ("step by step",),
     ),
-    "rewrite": (
-        frozenset({"rewrite", "rephrase", "paraphrase", "proofread", "reword"}),
-        ("fix the grammar", "edit this"),
-    ),
+    "rewrite": (frozenset({"rewrite", "rephrase", "paraphrase", "proofread", "reword"}), ()),
     "analyze": (
-        frozenset({"analyze", "analyse", "analysis", "compare", "contrast", "evaluate", "assess",
-                   "critique", "tradeoffs", "trade-offs"}),
+        frozenset(
+            {
+                "analyze",
+                "analyse",
+                "analysis",
+                "compare",
+                "contrast",
+                "evaluate",
+                "assess",
+                "critique",
+                "tradeoffs",
+                "trade-offs",
+            }
+        ),
         (),
     ),
     "create": (
         frozenset({"story", "poem", "essay", "song", "blog", "brainstorm", "creative", "slogan"}),
-        ("write a letter", "write an email"),
+        (),
     ),
     "calculate": (
         frozenset({"calculate", "calculation", "compute", "solve", "total", "sum", "product"}),
@@ -85,22 +128,34 @@ TASK_CUES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     ),
     "choose": (
         frozenset({"choose", "select", "option", "options"}),
-        ("which of the following", "correct answer", "answer with the letter"),
+        ("which of the following", "answer with the letter"),
     ),
     "plan": (frozenset({"plan", "design", "architecture", "strategy", "roadmap", "schedule"}), ()),
 }
 
 _CUE_OF_WORD = {word: name for name, (words, _) in TASK_CUES.items() for word in words}
-_CUE_PHRASES = tuple((phrase, name) for name, (_, phrases) in TASK_CUES.items() for phrase in phrases)
+_CUE_PHRASES = tuple(
+    (phrase, name) for name, (_, phrases) in TASK_CUES.items() for phrase in phrases
+)
 _PUNCTUATION_TO_SPACE = str.maketrans({c: " " for c in ".,;:!?()[]{}\"'`*/"})
 _CHOICE_RE = re.compile(r"(?m)^\s*\(?[A-Ja-j][.)]\s")
 _FEW_SHOT_RE = re.compile(r"(?mi)^\s*(?:answer|a|q|question|input|output|example)\s*\d*\s*:")
-_NUMBER_RE = re.compile(r"\d+")
-_LATEX_RE = re.compile(r"\\(?:frac|sum|int|sqrt|begin|mathbb|alpha|beta|theta|lambda|cdot)|\$[^$\n]+\$")
+_LATEX_MARKERS = ("\\frac", "\\sqrt", "\\begin", "\\sum", "\\int", "\\math", "$")
 _NON_LATIN_RE = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f]")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-_ERROR_WORDS = ("error", "exception", "traceback", "failed", "failure", "not found", "invalid",
-                "denied", "unauthorized", "timed out", "timeout")
+_ERROR_WORDS = (
+    "error",
+    "exception",
+    "traceback",
+    "failed",
+    "failure",
+    "not found",
+    "invalid",
+    "denied",
+    "unauthorized",
+    "timed out",
+    "timeout",
+)
 _CODE_CHARS = "{}[]();=<>_#|\\`"
 _MATH_CHARS = "+-*/^=<>%"
 _DELETE_CODE = str.maketrans("", "", _CODE_CHARS)
@@ -109,20 +164,55 @@ _DELETE_DIGITS = str.maketrans("", "", "0123456789")
 
 FEATURE_NAMES: tuple[str, ...] = (
     # conversation structure and position
-    "n_messages", "n_system", "n_user", "n_assistant", "n_tool_results",
-    "is_first_user_turn", "user_turn_index", "messages_since_last_user", "last_role",
+    "n_messages",
+    "n_system",
+    "n_user",
+    "n_assistant",
+    "n_tool_results",
+    "is_first_user_turn",
+    "user_turn_index",
+    "messages_since_last_user",
+    "last_role",
     # token counts (o200k)
-    "tokens_last_user", "tokens_system", "tokens_total", "tokens_assistant",
-    "chars_last_user", "tokens_per_char_last_user",
+    "tokens_last_user",
+    "tokens_system",
+    "tokens_total",
+    "tokens_assistant",
+    "chars_last_user",
+    "tokens_per_char_last_user",
     # tool definitions and tool-call history
-    "n_tools", "tools_schema_chars", "tools_max_depth", "tools_n_params", "tools_n_required",
-    "tools_n_enum", "tool_choice", "n_tool_calls", "last_is_tool_result", "n_tool_errors",
+    "n_tools",
+    "tools_schema_chars",
+    "tools_max_depth",
+    "tools_n_params",
+    "tools_n_required",
+    "tools_n_enum",
+    "tool_choice",
+    "n_tool_calls",
+    "last_is_tool_result",
+    "n_tool_errors",
     # output hints and content parts
-    "max_tokens", "has_max_tokens", "json_mode", "stream", "n_images", "n_other_parts",
+    "max_tokens",
+    "has_max_tokens",
+    "json_mode",
+    "stream",
+    "n_images",
+    "n_other_parts",
     # text signals of the last user turn
-    "n_lines", "n_words", "avg_word_len", "n_code_fences", "code_char_ratio", "math_char_ratio",
-    "digit_ratio", "n_numbers", "has_latex", "n_question_marks", "n_choice_options",
-    "n_few_shot_markers", "non_ascii_ratio", "cjk_ratio", "non_latin_ratio",
+    "n_lines",
+    "n_words",
+    "avg_word_len",
+    "n_code_fences",
+    "code_char_ratio",
+    "math_char_ratio",
+    "digit_ratio",
+    "has_latex",
+    "n_question_marks",
+    "n_choice_options",
+    "n_few_shot_markers",
+    "non_ascii_ratio",
+    "cjk_ratio",
+    "non_latin_ratio",
     *(f"cue_{name}" for name in TASK_CUES),
     "system_tokens_share",
 )
@@ -148,7 +238,9 @@ def _schema_hash() -> str:
         "names": FEATURE_NAMES,
         "encoding": ENCODING_NAME,
         "caps": [EXACT_CHAR_CAP, TOKEN_BUDGET_CHARS, SIGNAL_CHAR_CAP, SCHEMA_NODE_CAP],
-        "cues": {name: [sorted(words), list(phrases)] for name, (words, phrases) in TASK_CUES.items()},
+        "cues": {
+            name: [sorted(words), list(phrases)] for name, (words, phrases) in TASK_CUES.items()
+        },
     }
     return hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -191,7 +283,9 @@ class FeatureExtractor:
         tokens_last_user = 0
         n_role = [0, 0, 0, 0]
         n_tool_calls = n_tool_errors = n_images = n_other = 0
-        last_user = -1
+        last_user = next(
+            (i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), -1
+        )
         for i, message in enumerate(messages):
             code = ROLE_CODES[message.role]
             n_role[code] += 1
@@ -201,7 +295,7 @@ class FeatureExtractor:
             text = message.text
             if message.tool_call_text:
                 text = f"{text}\n{message.tool_call_text}" if text else message.tool_call_text
-            if budget > 0 or code == 1:
+            if budget > 0 or i == last_user:
                 tokens = count(text)
                 exact_tokens += tokens
                 exact_chars += len(text)
@@ -212,8 +306,8 @@ class FeatureExtractor:
             tokens_total += tokens
             if code == 0:
                 tokens_system += tokens
-            elif code == 1:
-                last_user, tokens_last_user = i, tokens
+            elif i == last_user:
+                tokens_last_user = tokens
             elif code == 2:
                 tokens_assistant += tokens
             elif code == 3 and _looks_like_error(message.text):
@@ -224,7 +318,9 @@ class FeatureExtractor:
         v[ix["n_system"]], v[ix["n_user"]], v[ix["n_assistant"]], v[ix["n_tool_results"]] = n_role
         v[ix["is_first_user_turn"]] = n_role[1] == 1 and n_role[2] == 0 and last_user >= 0
         v[ix["user_turn_index"]] = n_role[1]
-        v[ix["messages_since_last_user"]] = len(messages) - 1 - last_user if last_user >= 0 else len(messages)
+        v[ix["messages_since_last_user"]] = (
+            len(messages) - 1 - last_user if last_user >= 0 else len(messages)
+        )
         v[ix["last_role"]] = ROLE_CODES[messages[-1].role]
         v[ix["tokens_last_user"]] = tokens_last_user
         v[ix["tokens_system"]] = tokens_system
@@ -258,8 +354,7 @@ def _text_signals(text: str, v: list[float]) -> None:
     v[ix["code_char_ratio"]] = (n - len(text.translate(_DELETE_CODE))) / n
     v[ix["math_char_ratio"]] = (n - len(text.translate(_DELETE_MATH))) / n
     v[ix["digit_ratio"]] = (n - len(text.translate(_DELETE_DIGITS))) / n
-    v[ix["n_numbers"]] = len(_NUMBER_RE.findall(text))
-    v[ix["has_latex"]] = _LATEX_RE.search(text) is not None
+    v[ix["has_latex"]] = any(marker in text for marker in _LATEX_MARKERS)
     v[ix["n_question_marks"]] = text.count("?")
     v[ix["n_choice_options"]] = len(_CHOICE_RE.findall(text))
     v[ix["n_few_shot_markers"]] = len(_FEW_SHOT_RE.findall(text))

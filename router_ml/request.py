@@ -56,10 +56,13 @@ class ChatRequest:
 
 def load_json_body(body: str | bytes | bytearray) -> Any:
     """Decode a JSON request body; malformed or absurdly nested JSON is an ``InvalidRequest``."""
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRequest("body", f"not valid UTF-8 at byte {exc.start}") from exc
     try:
         return json.loads(body)
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest("body", f"not valid UTF-8 at byte {exc.start}") from exc
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             "body", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
@@ -120,11 +123,15 @@ def _parse_message(raw: Any, where: str) -> Message:
     n_tool_calls, tool_call_text = 0, ""
     if tool_calls is not None or function_call is not None:
         if role != "assistant":
-            raise InvalidRequest(f"{where}.tool_calls", f"only assistant messages make tool calls, not {role}")
+            raise InvalidRequest(
+                f"{where}.tool_calls", f"only assistant messages make tool calls, not {role}"
+            )
         n_tool_calls, tool_call_text = _parse_tool_calls(tool_calls, function_call, where)
 
     content = raw.get("content")
-    text, n_images, n_other = _parse_content(content, f"{where}.content", allow_none=n_tool_calls > 0)
+    text, n_images, n_other = _parse_content(
+        content, f"{where}.content", allow_none=n_tool_calls > 0
+    )
     return Message(role, text, n_images, n_other, n_tool_calls, tool_call_text)
 
 
@@ -134,9 +141,13 @@ def _parse_content(content: Any, where: str, allow_none: bool) -> tuple[str, int
     if content is None:
         if allow_none:
             return "", 0, 0
-        raise InvalidRequest(where, "missing; only an assistant message with tool calls may omit it")
+        raise InvalidRequest(
+            where, "missing; only an assistant message with tool calls may omit it"
+        )
     if not isinstance(content, list):
-        raise InvalidRequest(where, f"expected a string or a list of parts, got {_type_name(content)}")
+        raise InvalidRequest(
+            where, f"expected a string or a list of parts, got {_type_name(content)}"
+        )
     texts: list[str] = []
     n_images = n_other = 0
     for i, part in enumerate(content):
@@ -148,7 +159,9 @@ def _parse_content(content: Any, where: str, allow_none: bool) -> tuple[str, int
             key = "refusal" if kind == "refusal" else "text"
             value = part.get(key)
             if not isinstance(value, str):
-                raise InvalidRequest(f"{part_where}.{key}", f"expected a string, got {_type_name(value)}")
+                raise InvalidRequest(
+                    f"{part_where}.{key}", f"expected a string, got {_type_name(value)}"
+                )
             texts.append(value)
         elif kind in IMAGE_PART_TYPES:
             n_images += 1
@@ -157,7 +170,9 @@ def _parse_content(content: Any, where: str, allow_none: bool) -> tuple[str, int
         else:
             shown = kind if isinstance(kind, str) else _type_name(kind)
             known = sorted(TEXT_PART_TYPES | IMAGE_PART_TYPES | OTHER_PART_TYPES)
-            raise InvalidRequest(f"{part_where}.type", f"unknown part type {shown!r}; expected one of {known}")
+            raise InvalidRequest(
+                f"{part_where}.type", f"unknown part type {shown!r}; expected one of {known}"
+            )
     return "\n".join(texts), n_images, n_other
 
 
@@ -165,7 +180,9 @@ def _parse_tool_calls(tool_calls: Any, function_call: Any, where: str) -> tuple[
     calls: list[tuple[str, Any]] = []
     if tool_calls is not None:
         if not isinstance(tool_calls, list):
-            raise InvalidRequest(f"{where}.tool_calls", f"expected a list, got {_type_name(tool_calls)}")
+            raise InvalidRequest(
+                f"{where}.tool_calls", f"expected a list, got {_type_name(tool_calls)}"
+            )
         for i, call in enumerate(tool_calls):
             call_where = f"{where}.tool_calls[{i}]"
             if not isinstance(call, dict):
@@ -182,7 +199,9 @@ def _parse_tool_calls(tool_calls: Any, function_call: Any, where: str) -> tuple[
             raise InvalidRequest(f"{call_where}.name", "expected a non-empty string")
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
-            raise InvalidRequest(f"{call_where}.arguments", f"expected a JSON string, got {_type_name(arguments)}")
+            raise InvalidRequest(
+                f"{call_where}.arguments", f"expected a JSON string, got {_type_name(arguments)}"
+            )
         texts.append(f"{name}({arguments})")
     return len(calls), "\n".join(texts)
 
@@ -219,10 +238,14 @@ def _check_function(function: Any, where: str) -> dict[str, Any]:
         raise InvalidRequest(f"{where}.name", "expected a non-empty string")
     parameters = function.get("parameters", {})
     if parameters is not None and not isinstance(parameters, dict):
-        raise InvalidRequest(f"{where}.parameters", f"expected a JSON schema object, got {_type_name(parameters)}")
+        raise InvalidRequest(
+            f"{where}.parameters", f"expected a JSON schema object, got {_type_name(parameters)}"
+        )
     description = function.get("description", "")
     if description is not None and not isinstance(description, str):
-        raise InvalidRequest(f"{where}.description", f"expected a string, got {_type_name(description)}")
+        raise InvalidRequest(
+            f"{where}.description", f"expected a string, got {_type_name(description)}"
+        )
     return function
 
 
@@ -231,7 +254,9 @@ def _parse_tool_choice(raw: Any) -> str | None:
         return None
     if isinstance(raw, str):
         if raw not in TOOL_CHOICES:
-            raise InvalidRequest("tool_choice", f"unknown value {raw!r}; expected one of {TOOL_CHOICES} or an object")
+            raise InvalidRequest(
+                "tool_choice", f"unknown value {raw!r}; expected one of {TOOL_CHOICES} or an object"
+            )
         return raw
     if isinstance(raw, dict):
         return "named"
@@ -258,7 +283,9 @@ def _parse_response_format(raw: Any) -> str | None:
         raise InvalidRequest("response_format", f"expected an object, got {_type_name(raw)}")
     kind = raw.get("type")
     if kind not in RESPONSE_FORMATS:
-        raise InvalidRequest("response_format.type", f"unknown value {kind!r}; expected one of {RESPONSE_FORMATS}")
+        raise InvalidRequest(
+            "response_format.type", f"unknown value {kind!r}; expected one of {RESPONSE_FORMATS}"
+        )
     return kind
 
 
@@ -279,7 +306,9 @@ def _parse_metadata(raw: Any) -> dict[str, str]:
     for key, value in raw.items():
         if isinstance(value, dict | list):
             raise InvalidRequest(f"metadata.{key}", "expected a string, number or boolean")
-        metadata[str(key)] = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        metadata[str(key)] = (
+            "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        )
     return metadata
 
 

@@ -98,8 +98,9 @@ class TokenCounter:
 
     __slots__ = ("_encode", "exact_char_cap")
 
-    def __init__(self, encoding: tiktoken.Encoding | None = None,
-                 exact_char_cap: int = EXACT_CHAR_CAP) -> None:
+    def __init__(
+        self, encoding: tiktoken.Encoding | None = None, exact_char_cap: int = EXACT_CHAR_CAP
+    ) -> None:
         if exact_char_cap < 1:
             raise ValueError("exact_char_cap must be positive")
         self._encode = (encoding or get_encoding()).encode_ordinary

@@ -1,0 +1,205 @@
+"""``router-ml``: route requests from the shell, and the entry point of every other subcommand.
+
+Subcommands of other areas (train, eval, bench, serve) register themselves through a
+``register(subparsers)`` function in a module that imports only the standard library at top level,
+so ``router-ml --help`` stays fast and works without the optional extras installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from router_ml.progress import Progress
+
+SUBCOMMAND_MODULES = (
+    "training.cli",
+    "router_ml.evaluation.cli",
+    "router_ml.gateway.cli",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="router-ml",
+        description="Pick the cheapest LLM tier (economy < standard < premium) that will answer a "
+        "chat request well, before the call.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _register_route(subparsers)
+    for module_name in SUBCOMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module_name.startswith(exc.name):
+                raise  # a broken dependency inside the module, not an absent module
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _version() -> str:
+    from router_ml import __version__
+
+    return f"router-ml {__version__}"
+
+
+def add_router_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every command that loads a ``Router`` shares."""
+    parser.add_argument(
+        "--model", metavar="DIR", help="model directory (default: the shipped model)"
+    )
+    parser.add_argument(
+        "--policy", metavar="FILE", help="routing policy YAML (default: all to auto)"
+    )
+    parser.add_argument(
+        "--operating-point",
+        metavar="NAME|RATE",
+        help="stored operating point name, or a target under-routing rate such as 0.02 "
+        "(default: the model's default)",
+    )
+
+
+def load_router(args: argparse.Namespace) -> Any:
+    from router_ml import Router
+
+    point: str | float | None = args.operating_point
+    if point is not None:
+        with contextlib.suppress(ValueError):
+            point = float(point)
+    return Router.load(args.model, args.policy, point)
+
+
+def _register_route(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "route",
+        help="route one request (JSON) or a JSONL batch",
+        description="Route one OpenAI chat request (a JSON file or stdin) and print the decision "
+        "as JSON, or route a JSONL batch with --batch. Each batch line is a request body or a "
+        'record {"id": ..., "request": {...}}; bad lines are reported with their line number on '
+        "stderr and written as error lines, and do not stop the batch.",
+    )
+    parser.add_argument("file", nargs="?", default="-", help="request JSON file, or - for stdin")
+    parser.add_argument("--batch", metavar="IN.jsonl", help="route every line of a JSONL file")
+    parser.add_argument(
+        "--out", metavar="OUT.jsonl", help="where batch decisions go (default: stdout)"
+    )
+    parser.add_argument("--table", action="store_true", help="print a readable table, not JSON")
+    add_router_arguments(parser)
+    parser.set_defaults(func=_run_route)
+
+
+def _run_route(args: argparse.Namespace) -> int:
+    from router_ml.errors import RouterError
+
+    try:
+        router = load_router(args)
+    except (RouterError, ValueError, OSError) as exc:
+        print(f"router-ml: {exc}", file=sys.stderr)
+        return 2
+    if args.batch:
+        return _route_batch(router, Path(args.batch), args.out, args.table)
+    if args.out:
+        print("router-ml: --out goes with --batch", file=sys.stderr)
+        return 2
+    try:
+        body = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"router-ml: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        decision = router.route(body)
+    except RouterError as exc:
+        print(f"router-ml: invalid request: {exc}", file=sys.stderr)
+        return 1
+    if args.table:
+        print_table([("-", decision.to_dict())], sys.stdout)
+    else:
+        print(json.dumps(decision.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _batch_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    with path.open("rb") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if line.strip():
+                yield line_no, line
+
+
+def _route_batch(router: Any, path: Path, out: str | None, table: bool) -> int:
+    from router_ml.errors import InvalidRequest
+    from router_ml.request import load_json_body
+
+    try:
+        total = sum(1 for _ in _batch_lines(path))
+    except OSError as exc:
+        print(f"router-ml: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    sink: IO[str] = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
+    n_bad = 0
+    rows: list[tuple[str, dict[str, Any]]] = []
+    try:
+        with Progress(total, "routing", enabled=out is not None) as progress:
+            for line_no, line in _batch_lines(path):
+                record_id: Any = line_no
+                try:
+                    record = load_json_body(line)
+                    request = record
+                    if isinstance(record, dict) and "request" in record:
+                        record_id, request = record.get("id", line_no), record["request"]
+                    result: dict[str, Any] = {"id": record_id, **router.route(request).to_dict()}
+                    rows.append((str(record_id), result))
+                except InvalidRequest as exc:
+                    n_bad += 1
+                    print(f"router-ml: {path}:{line_no}: {exc}", file=sys.stderr)
+                    result = {"id": record_id, "line": line_no, "error": str(exc)}
+                if not table:
+                    sink.write(json.dumps(result, ensure_ascii=False) + "\n")
+                progress.update()
+        if table:
+            print_table(rows, sink)
+    finally:
+        if out:
+            sink.close()
+    print(f"router-ml: routed {total - n_bad} of {total} lines; {n_bad} bad", file=sys.stderr)
+    return 1 if n_bad else 0
+
+
+def print_table(rows: Sequence[tuple[str, dict[str, Any]]], sink: IO[str]) -> None:
+    """A fixed-width table of decisions, for people."""
+    header = (
+        f"{'id':<28} {'tier':<9} {'model':<20} {'source':<22} {'P(econ/std/prem)':<18} {'µs':>7}"
+    )
+    sink.write(header + "\n" + "-" * len(header) + "\n")
+    for record_id, d in rows:
+        p = d.get("probabilities") or {}
+        probs = "/".join(f"{p[t]:.2f}" for t in ("economy", "standard", "premium")) if p else "-"
+        sink.write(
+            f"{record_id[:28]:<28} {d['tier']:<9} {d['model'][:20]:<20} {d['source'][:22]:<22} "
+            f"{probs:<18} {d['latency_us']:>7.0f}\n"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

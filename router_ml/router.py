@@ -1,0 +1,184 @@
+"""The router a gateway embeds: request → policy rules → learned model → tier decision.
+
+``Router`` holds no per-request state, so one instance serves any number of threads: the request
+is parsed into local objects, the feature extractor is stateless, and onnxruntime sessions are
+safe to run concurrently.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from router_ml.calibration import TIERS, choose_tier
+from router_ml.features import FeatureExtractor
+from router_ml.model import OperatingPoint, TierModel
+from router_ml.policy import AUTO, Policy, Rule
+from router_ml.request import ChatRequest, parse_request
+from router_ml.tokenizer import TokenCounter
+
+RequestLike = ChatRequest | Mapping[str, Any] | str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Which tier and model serve a request, and why."""
+
+    tier: str
+    model: str
+    source: str
+    """``"rule:<name>"`` when a policy rule decided, ``"auto"`` when the learned model did."""
+    probabilities: dict[str, float] = field(default_factory=dict)
+    """Calibrated P(label = tier) from the model; empty when a rule decided without it."""
+    latency_us: float = 0.0
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tier": self.tier,
+            "model": self.model,
+            "source": self.source,
+            "probabilities": {tier: round(p, 6) for tier, p in self.probabilities.items()},
+            "latency_us": round(self.latency_us, 1),
+            "reason": self.reason,
+        }
+
+
+class Router:
+    """Routes chat requests to a tier with a policy in front of a learned, calibrated model.
+
+    Parameters
+    ----------
+    model : TierModel
+        The loaded ONNX tier model.
+    policy : Policy
+        Tier → model map and rules; ``default: auto`` defers to ``model``.
+    operating_point : str, float or None
+        A stored operating point name, a target under-routing rate (the stored point with the
+        largest target not above it), or None for the model's default.
+    thresholds : (float, float) or None
+        Explicit risk thresholds for economy and standard; overrides ``operating_point``.
+    """
+
+    def __init__(
+        self,
+        model: TierModel,
+        policy: Policy,
+        operating_point: str | float | None = None,
+        thresholds: Sequence[float] | None = None,
+    ) -> None:
+        self.model = model
+        self.policy = policy
+        if thresholds is not None:
+            values = tuple(float(t) for t in thresholds)
+            if len(values) != len(TIERS) - 1 or not all(0.0 <= t <= 1.0 for t in values):
+                raise ValueError(
+                    f"thresholds must be {len(TIERS) - 1} numbers in [0, 1], got {thresholds!r}"
+                )
+            self.operating_point = OperatingPoint("custom", None, values, {})  # type: ignore[arg-type]
+        else:
+            self.operating_point = model.operating_point(operating_point)
+        self.thresholds = tuple(self.operating_point.thresholds)
+        self._counter = TokenCounter()
+        self._extractor = FeatureExtractor(self._counter)
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | os.PathLike[str] | None = None,
+        policy: str | os.PathLike[str] | Mapping[str, Any] | Policy | None = None,
+        operating_point: str | float | None = None,
+        thresholds: Sequence[float] | None = None,
+    ) -> Router:
+        """Load a model directory and a policy (None for either: the shipped default)."""
+        loaded_policy = policy if isinstance(policy, Policy) else Policy.load(policy)
+        return cls(TierModel.load(model_dir), loaded_policy, operating_point, thresholds)
+
+    @property
+    def tiers(self) -> Mapping[str, str]:
+        return self.policy.tiers
+
+    def route(self, request: RequestLike) -> Decision:
+        """Decide the tier of one request; raises ``InvalidRequest`` if it is malformed."""
+        start = time.perf_counter_ns()
+        parsed = parse_request(request)
+        rule = self.policy.first_match(parsed, self._counter.count)
+        if rule is not None and rule.tier != AUTO:
+            return self._rule_decision(rule, start)
+        features = self._extractor.extract_parsed(parsed)
+        probabilities = self.model.predict_proba(features[None, :])[0].tolist()
+        risks = self.model.calibrator.risk_row(probabilities)
+        return self._auto_decision(risks, rule, start)
+
+    def route_batch(self, requests: Iterable[RequestLike]) -> list[Decision]:
+        """Decide many requests with one model call; raises ``InvalidRequest`` on a bad one.
+
+        ``latency_us`` of each decision is the batch's total time divided evenly.
+        """
+        start = time.perf_counter_ns()
+        parsed = [parse_request(r) for r in requests]
+        rules = [self.policy.first_match(request, self._counter.count) for request in parsed]
+        auto_rows = [i for i, rule in enumerate(rules) if rule is None or rule.tier == AUTO]
+        risks: dict[int, list[float]] = {}
+        if auto_rows:
+            features = np.vstack([self._extractor.extract_parsed(parsed[i]) for i in auto_rows])
+            risks = dict(zip(auto_rows, self.model.risks(features).tolist(), strict=True))
+        decisions = [
+            self._auto_decision(risks[i], rule, start)
+            if i in risks
+            else self._rule_decision(rule, start)  # type: ignore[arg-type]
+            for i, rule in enumerate(rules)
+        ]
+        per_request = (time.perf_counter_ns() - start) / 1e3 / max(len(parsed), 1)
+        return [_with_latency(d, per_request) for d in decisions]
+
+    def risks(self, requests: Iterable[RequestLike]) -> np.ndarray:
+        """Calibrated P(needs more than economy), P(needs more than standard) per request."""
+        features = self._extractor.extract_many(parse_request(r) for r in requests)
+        return self.model.risks(features)
+
+    def _rule_decision(self, rule: Rule, start_ns: int) -> Decision:
+        return Decision(
+            tier=rule.tier,
+            model=self.policy.tiers[rule.tier],
+            source=f"rule:{rule.name}",
+            latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
+            reason=rule.describe(),
+        )
+
+    def _auto_decision(self, risks: list[float], rule: Rule | None, start_ns: int) -> Decision:
+        tier_index = choose_tier(risks, self.thresholds)
+        tier = TIERS[tier_index]
+        above = [1.0, *risks, 0.0]
+        return Decision(
+            tier=tier,
+            model=self.policy.tiers[tier],
+            source=f"rule:{rule.name}" if rule is not None else "auto",
+            probabilities={t: above[k] - above[k + 1] for k, t in enumerate(TIERS)},
+            latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
+            reason=self._explain(risks, tier_index),
+        )
+
+    def _explain(self, risks: list[float], tier_index: int) -> str:
+        shown = [
+            f"P(needs > {TIERS[k]})={risks[k]:.2f} {'<' if k == tier_index else '>='} "
+            f"{self.thresholds[k]:.2f}"
+            for k in range(min(tier_index + 1, len(risks)))
+        ]
+        return f"{'; '.join(shown)} → {TIERS[tier_index]}"
+
+
+def _with_latency(decision: Decision, latency_us: float) -> Decision:
+    return Decision(
+        decision.tier,
+        decision.model,
+        decision.source,
+        decision.probabilities,
+        latency_us,
+        decision.reason,
+    )

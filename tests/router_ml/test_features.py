@@ -1,0 +1,216 @@
+"""The feature module: schema, values on known requests, bounded cost on hostile ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from router_ml.features import (
+    FEATURE_NAMES,
+    FEATURE_SCHEMA,
+    FLOAT32_EXACT_MAX,
+    N_FEATURES,
+    FeatureExtractor,
+)
+from router_ml.tokenizer import get_encoding
+
+
+@pytest.fixture(scope="module")
+def extractor() -> FeatureExtractor:
+    return FeatureExtractor()
+
+
+def named(vector: np.ndarray) -> dict[str, float]:
+    return dict(zip(FEATURE_NAMES, vector.tolist(), strict=True))
+
+
+def test_schema_is_ordered_unique_and_hashed() -> None:
+    assert len(set(FEATURE_NAMES)) == N_FEATURES == len(FEATURE_SCHEMA.names)
+    assert len(FEATURE_SCHEMA.hash) == 16
+    assert FEATURE_SCHEMA.to_dict()["names"] == list(FEATURE_NAMES)
+
+
+def test_single_turn_counts_and_position(extractor: FeatureExtractor) -> None:
+    text = "Summarize this article in three bullet points, step by step."
+    f = named(
+        extractor.extract(
+            {
+                "messages": [
+                    {"role": "system", "content": "You are terse."},
+                    {"role": "user", "content": text},
+                ],
+                "max_tokens": 300,
+                "response_format": {"type": "json_object"},
+                "stream": True,
+            }
+        )
+    )
+    encode = get_encoding().encode_ordinary
+    assert f["tokens_last_user"] == len(encode(text))
+    assert f["tokens_system"] == len(encode("You are terse."))
+    assert f["tokens_total"] == f["tokens_last_user"] + f["tokens_system"]
+    assert f["n_messages"] == 2 and f["n_system"] == 1 and f["n_user"] == 1
+    assert f["is_first_user_turn"] == 1 and f["user_turn_index"] == 1
+    assert f["messages_since_last_user"] == 0 and f["last_role"] == 1
+    assert f["max_tokens"] == 300 and f["has_max_tokens"] == 1
+    assert f["json_mode"] == 1 and f["stream"] == 1
+    assert f["cue_summarize"] == 1 and f["cue_reason"] == 1 and f["cue_translate"] == 0
+    assert f["chars_last_user"] == len(text)
+
+
+def test_agent_conversation_with_tools(extractor: FeatureExtractor) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "book",
+                "description": "Book a flight",
+                "parameters": {
+                    "type": "object",
+                    "required": ["origin", "date"],
+                    "properties": {
+                        "origin": {"type": "string"},
+                        "date": {"type": "string"},
+                        "cabin": {"type": "string", "enum": ["economy", "business"]},
+                        "passengers": {
+                            "type": "array",
+                            "items": {"type": "object", "properties": {"name": {"type": "string"}}},
+                        },
+                    },
+                },
+            },
+        }
+    ]
+    f = named(
+        extractor.extract(
+            {
+                "messages": [
+                    {"role": "user", "content": "Book me a flight"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "1",
+                                "type": "function",
+                                "function": {"name": "book", "arguments": "{}"},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "1", "content": "Error: missing origin"},
+                    {"role": "assistant", "content": "Where from?"},
+                    {"role": "user", "content": "From SFO"},
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [
+                            {
+                                "id": "2",
+                                "type": "function",
+                                "function": {"name": "book", "arguments": '{"origin":"SFO"}'},
+                            }
+                        ],
+                    },
+                    {"role": "tool", "tool_call_id": "2", "content": '{"status": "booked"}'},
+                ],
+                "tools": tools,
+                "tool_choice": "auto",
+            }
+        )
+    )
+    assert f["n_tools"] == 1
+    assert f["tools_n_params"] == 5  # four top-level properties + one nested
+    assert f["tools_n_required"] == 2 and f["tools_n_enum"] == 1
+    assert f["tools_max_depth"] >= 5
+    assert f["tool_choice"] == 2
+    assert f["n_tool_calls"] == 2 and f["n_tool_results"] == 2
+    assert f["last_is_tool_result"] == 1 and f["n_tool_errors"] == 1
+    assert f["is_first_user_turn"] == 0 and f["user_turn_index"] == 2
+    assert f["messages_since_last_user"] == 2
+    assert f["tokens_assistant"] > 0
+
+
+def test_text_signals(extractor: FeatureExtractor) -> None:
+    question = (
+        "Which of the following is a prime number?\nA. 4\nB. 6\nC. 7\nD. 9\n"
+        "Answer with the letter of the correct option.\n```python\nx = {1: 2}\n```\n$\\frac{1}{2}$"
+    )
+    f = named(extractor.extract({"messages": [{"role": "user", "content": question}]}))
+    assert f["n_choice_options"] == 4
+    assert f["cue_choose"] == 1
+    assert f["n_code_fences"] == 2
+    assert f["has_latex"] == 1
+    assert f["n_question_marks"] == 1
+    assert 0 < f["code_char_ratio"] < 1 and 0 < f["digit_ratio"] < 1
+    cjk = named(
+        extractor.extract({"messages": [{"role": "user", "content": "请把这段话翻译成英文"}]})
+    )
+    assert cjk["cjk_ratio"] == 1.0 and cjk["non_ascii_ratio"] == 1.0
+
+
+def test_images_and_parts(extractor: FeatureExtractor) -> None:
+    f = named(
+        extractor.extract(
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "text", "text": "what is this"},
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "https://example.invalid/a.png"},
+                            },
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "https://example.invalid/b.png"},
+                            },
+                            {"type": "input_audio", "input_audio": {"data": "", "format": "wav"}},
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    assert f["n_images"] == 2 and f["n_other_parts"] == 1
+
+
+def test_vectors_are_float32_and_finite_even_for_huge_requests(extractor: FeatureExtractor) -> None:
+    huge = "word " * 2_000_000  # 10 MB
+    many = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"}
+        for i in range(10_001)
+    ]
+    deep: dict = {"type": "object"}
+    node = deep
+    for _ in range(5_000):
+        node["properties"] = {"x": {"type": "object"}}
+        node = node["properties"]["x"]
+    requests = [
+        {"messages": [{"role": "user", "content": huge}]},
+        {"messages": many},
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": deep}}],
+        },
+        {"messages": [{"role": "user", "content": "\x00\ud800\U0010ffff" * 1000}]},
+        {"messages": [{"role": "user", "content": ""}], "max_tokens": 10**12},
+    ]
+    matrix = extractor.extract_many(requests)
+    assert matrix.dtype == np.float32 and matrix.shape == (len(requests), N_FEATURES)
+    assert np.isfinite(matrix).all()
+    assert matrix.max() <= FLOAT32_EXACT_MAX
+    big = named(matrix[0])
+    # 10 MB of "word " is ~2M tokens: extrapolated from the exact prefix, within 1%.
+    assert abs(big["tokens_last_user"] - 2_000_000) / 2_000_000 < 0.01
+    assert named(matrix[1])["n_messages"] == 10_001
+    assert named(matrix[4])["max_tokens"] == FLOAT32_EXACT_MAX
+
+
+def test_extraction_is_deterministic(extractor: FeatureExtractor) -> None:
+    request = {"messages": [{"role": "user", "content": "Translate 'cat' to French."}]}
+    assert np.array_equal(extractor.extract(request), FeatureExtractor().extract(request))
+
+
+def test_empty_batch_has_the_schema_width(extractor: FeatureExtractor) -> None:
+    assert extractor.extract_many([]).shape == (0, N_FEATURES)
