@@ -138,8 +138,11 @@ _CUE_PHRASES = tuple(
     (phrase, name) for name, (_, phrases) in TASK_CUES.items() for phrase in phrases
 )
 _PUNCTUATION_TO_SPACE = str.maketrans({c: " " for c in ".,;:!?()[]{}\"'`*/"})
-_CHOICE_RE = re.compile(r"(?m)^\s*\(?[A-Ja-j][.)]\s")
-_FEW_SHOT_RE = re.compile(r"(?mi)^\s*(?:answer|a|q|question|input|output|example)\s*\d*\s*:")
+# One scan of the lower-cased text finds both multiple-choice options ("B) ...") and few-shot
+# markers ("Q:", "Answer:"), at line starts.
+_LINE_MARKER_RE = re.compile(
+    r"(?m)^[ \t]*(?:(\(?[a-j][.)]\s)|(?:answer|a|q|question|input|output|example)[ \t]*\d*[ \t]*:)"
+)
 _LATEX_MARKERS = ("\\frac", "\\sqrt", "\\begin", "\\sum", "\\int", "\\math", "$")
 _NON_LATIN_RE = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f]")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
@@ -218,6 +221,8 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+_CUE_INDEX = {word: _INDEX[f"cue_{cue}"] for word, cue in _CUE_OF_WORD.items()}
+_CUE_PHRASE_INDEX = tuple((phrase, _INDEX[f"cue_{cue}"]) for phrase, cue in _CUE_PHRASES)
 
 
 @dataclass(frozen=True)
@@ -345,7 +350,8 @@ def _text_signals(text: str, v: list[float]) -> None:
     n = len(text)
     if not n:
         return
-    words = text.split()
+    lowered = text.lower()
+    words = lowered.translate(_PUNCTUATION_TO_SPACE).split()
     n_words = len(words)
     v[ix["n_lines"]] = text.count("\n") + 1
     v[ix["n_words"]] = n_words
@@ -356,20 +362,19 @@ def _text_signals(text: str, v: list[float]) -> None:
     v[ix["digit_ratio"]] = (n - len(text.translate(_DELETE_DIGITS))) / n
     v[ix["has_latex"]] = any(marker in text for marker in _LATEX_MARKERS)
     v[ix["n_question_marks"]] = text.count("?")
-    v[ix["n_choice_options"]] = len(_CHOICE_RE.findall(text))
-    v[ix["n_few_shot_markers"]] = len(_FEW_SHOT_RE.findall(text))
+    markers = _LINE_MARKER_RE.findall(lowered)
+    n_choices = sum(1 for choice in markers if choice)
+    v[ix["n_choice_options"]] = n_choices
+    v[ix["n_few_shot_markers"]] = len(markers) - n_choices
     if not text.isascii():
         v[ix["non_ascii_ratio"]] = (n - len(text.encode("ascii", "ignore"))) / n
         v[ix["cjk_ratio"]] = len(_CJK_RE.findall(text)) / n
         v[ix["non_latin_ratio"]] = len(_NON_LATIN_RE.findall(text)) / n
-    lowered = text.lower()
-    for word in set(lowered.translate(_PUNCTUATION_TO_SPACE).split()):
-        cue = _CUE_OF_WORD.get(word)
-        if cue is not None:
-            v[ix[f"cue_{cue}"]] = 1.0
-    for phrase, cue in _CUE_PHRASES:
+    for word in _CUE_OF_WORD.keys() & words:
+        v[_CUE_INDEX[word]] = 1.0
+    for phrase, index in _CUE_PHRASE_INDEX:
         if phrase in lowered:
-            v[ix[f"cue_{cue}"]] = 1.0
+            v[index] = 1.0
 
 
 def _looks_like_error(tool_result: str) -> bool:

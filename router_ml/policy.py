@@ -145,6 +145,11 @@ class Policy:
                 return rule
         return None
 
+    def decide(self, request: ChatRequest, count_tokens: TokenCount) -> tuple[str, Rule | None]:
+        """The tier (or ``auto``) for a request, and the rule that chose it (None: the default)."""
+        rule = self.first_match(request, count_tokens)
+        return (rule.tier, rule) if rule is not None else (self.default_tier, None)
+
 
 def _parse_yaml(text: str, source: str) -> Any:
     try:

@@ -32,7 +32,8 @@ class Decision:
     tier: str
     model: str
     source: str
-    """``"rule:<name>"`` when a policy rule decided, ``"auto"`` when the learned model did."""
+    """``"rule:<name>"`` when a policy rule matched, ``"auto"`` when the learned model decided
+    unprompted, ``"default"`` when the policy's fixed default tier did."""
     probabilities: dict[str, float] = field(default_factory=dict)
     """Calibrated P(label = tier) from the model; empty when a rule decided without it."""
     latency_us: float = 0.0
@@ -107,9 +108,9 @@ class Router:
         """Decide the tier of one request; raises ``InvalidRequest`` if it is malformed."""
         start = time.perf_counter_ns()
         parsed = parse_request(request)
-        rule = self.policy.first_match(parsed, self._counter.count)
-        if rule is not None and rule.tier != AUTO:
-            return self._rule_decision(rule, start)
+        tier, rule = self.policy.decide(parsed, self._counter.count)
+        if tier != AUTO:
+            return self._policy_decision(tier, rule, start)
         features = self._extractor.extract_parsed(parsed)
         probabilities = self.model.predict_proba(features[None, :])[0].tolist()
         risks = self.model.calibrator.risk_row(probabilities)
@@ -122,17 +123,17 @@ class Router:
         """
         start = time.perf_counter_ns()
         parsed = [parse_request(r) for r in requests]
-        rules = [self.policy.first_match(request, self._counter.count) for request in parsed]
-        auto_rows = [i for i, rule in enumerate(rules) if rule is None or rule.tier == AUTO]
+        verdicts = [self.policy.decide(request, self._counter.count) for request in parsed]
+        auto_rows = [i for i, (tier, _) in enumerate(verdicts) if tier == AUTO]
         risks: dict[int, list[float]] = {}
         if auto_rows:
             features = np.vstack([self._extractor.extract_parsed(parsed[i]) for i in auto_rows])
             risks = dict(zip(auto_rows, self.model.risks(features).tolist(), strict=True))
         decisions = [
             self._auto_decision(risks[i], rule, start)
-            if i in risks
-            else self._rule_decision(rule, start)  # type: ignore[arg-type]
-            for i, rule in enumerate(rules)
+            if tier == AUTO
+            else self._policy_decision(tier, rule, start)
+            for i, (tier, rule) in enumerate(verdicts)
         ]
         per_request = (time.perf_counter_ns() - start) / 1e3 / max(len(parsed), 1)
         return [_with_latency(d, per_request) for d in decisions]
@@ -142,13 +143,13 @@ class Router:
         features = self._extractor.extract_many(parse_request(r) for r in requests)
         return self.model.risks(features)
 
-    def _rule_decision(self, rule: Rule, start_ns: int) -> Decision:
+    def _policy_decision(self, tier: str, rule: Rule | None, start_ns: int) -> Decision:
         return Decision(
-            tier=rule.tier,
-            model=self.policy.tiers[rule.tier],
-            source=f"rule:{rule.name}",
+            tier=tier,
+            model=self.policy.tiers[tier],
+            source=f"rule:{rule.name}" if rule is not None else "default",
             latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
-            reason=rule.describe(),
+            reason=rule.describe() if rule is not None else f"policy default tier {tier}",
         )
 
     def _auto_decision(self, risks: list[float], rule: Rule | None, start_ns: int) -> Decision:

@@ -1,0 +1,130 @@
+"""The route CLI: one request, JSONL batches with bad lines, helpful failures."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from router_ml.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_route_one_file(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        ["route", str(REPO / "examples" / "request.json"), "--model", str(tiny_model_dir)], capsys
+    )
+    assert code == 0
+    decision = json.loads(out)
+    assert decision["tier"] in ("economy", "standard", "premium") and decision["source"] == "auto"
+
+
+def test_route_stdin_with_policy(
+    tiny_model_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = json.dumps({"messages": [{"role": "user", "content": "hello"}]}).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(body)))
+    code, out, _ = run(
+        [
+            "route",
+            "-",
+            "--model",
+            str(tiny_model_dir),
+            "--policy",
+            str(REPO / "examples" / "policy-rules.yaml"),
+        ],
+        capsys,
+    )
+    assert code == 0 and json.loads(out)["source"] == "rule:first-reply"
+
+
+def test_invalid_single_request_exits_1_with_the_field(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"messages": [{"role": "user"}]}')
+    code, out, err = run(["route", str(bad), "--model", str(tiny_model_dir)], capsys)
+    assert code == 1 and out == ""
+    assert "messages[0].content" in err
+
+
+def test_batch_keeps_ids_and_reports_bad_lines(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = [
+        json.dumps(
+            {"id": "a", "request": {"messages": [{"role": "user", "content": "Sort this list"}]}}
+        ),
+        "{broken json",
+        "",
+        json.dumps({"messages": [{"role": "user", "content": "a bare request body"}]}),
+        json.dumps({"id": "c", "request": {"messages": [{"role": "alien", "content": "x"}]}}),
+        json.dumps({"id": 7, "request": {"messages": [{"role": "user", "content": "last"}]}}),
+    ]
+    batch = tmp_path / "in.jsonl"
+    batch.write_text("\n".join(lines) + "\n")
+    out_path = tmp_path / "out.jsonl"
+    code, _, err = run(
+        ["route", "--batch", str(batch), "--out", str(out_path), "--model", str(tiny_model_dir)],
+        capsys,
+    )
+    assert code == 1
+    results = [json.loads(line) for line in out_path.read_text().splitlines()]
+    assert [r["id"] for r in results] == ["a", 2, 4, "c", 7]
+    assert "tier" in results[0] and "tier" in results[2] and "tier" in results[4]
+    assert results[1]["line"] == 2 and "malformed JSON" in results[1]["error"]
+    assert results[3]["line"] == 5 and "messages[0].role" in results[3]["error"]
+    assert f"{batch}:2:" in err and f"{batch}:5:" in err
+    assert "routed 3 of 5 lines; 2 bad" in err
+
+
+def test_batch_table_output(tiny_model_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        [
+            "route",
+            "--batch",
+            str(REPO / "examples" / "requests.jsonl"),
+            "--table",
+            "--model",
+            str(tiny_model_dir),
+        ],
+        capsys,
+    )
+    assert code == 0
+    assert out.splitlines()[0].split()[:3] == ["id", "tier", "model"]
+    assert "classify-review" in out and "agent-tool-result" in out
+
+
+def test_missing_model_and_bad_policy_are_clear(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run(["route", "--model", str(tmp_path / "none")], capsys)
+    assert code == 2 and "metadata.json: missing" in err
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "tiers: {economy: a, standard: b, premium: c}\nrules: [{name: x, match: {}, tier: premium}]\n"
+    )
+    code, _, err = run(["route", "--policy", str(policy)], capsys)
+    assert code == 2 and "rule 0" in err
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "router_ml.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    for command in ("route", "train", "eval", "bench", "serve"):
+        assert command in result.stdout

@@ -1,0 +1,137 @@
+"""Router behaviour: rules before the model, escalation-biased thresholds, batch = single, threads."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router_ml import Decision, InvalidRequest, Router
+from router_ml.calibration import TIERS
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = [json.loads(line)["request"] for line in (REPO / "examples" / "requests.jsonl").open()]
+
+
+@pytest.fixture(scope="module")
+def router(tiny_model_dir: Path) -> Router:
+    return Router.load(tiny_model_dir)
+
+
+def test_auto_decision_has_everything_a_gateway_logs(router: Router) -> None:
+    decision = router.route(EXAMPLES[0])
+    assert isinstance(decision, Decision)
+    assert decision.source == "auto"
+    assert decision.tier in TIERS and decision.model == router.tiers[decision.tier]
+    assert set(decision.probabilities) == set(TIERS)
+    assert abs(sum(decision.probabilities.values()) - 1.0) < 1e-6
+    assert decision.latency_us > 0
+    assert f"→ {decision.tier}" in decision.reason
+    json.dumps(decision.to_dict())
+
+
+def test_decision_follows_the_thresholds(tiny_model_dir: Path) -> None:
+    request = EXAMPLES[2]
+    risks = Router.load(tiny_model_dir).risks([request])[0]
+    always_economy = Router.load(tiny_model_dir, thresholds=(1.0, 1.0))
+    always_premium = Router.load(tiny_model_dir, thresholds=(0.0, 0.0))
+    assert always_economy.route(request).tier == "economy"
+    assert always_premium.route(request).tier == "premium"
+    just_above = Router.load(tiny_model_dir, thresholds=(risks[0] + 1e-6, 1.0))
+    just_below = Router.load(tiny_model_dir, thresholds=(risks[0], risks[1] + 1e-6))
+    assert just_above.route(request).tier == "economy"
+    assert just_below.route(request).tier == "standard"  # escalates exactly at the threshold
+
+
+def test_stricter_operating_point_never_routes_cheaper(tiny_model_dir: Path) -> None:
+    model_router = Router.load(tiny_model_dir)
+    points = sorted(
+        (op for op in model_router.model.operating_points.values() if op.target_under_routing),
+        key=lambda op: op.target_under_routing,
+    )
+    strict = Router.load(tiny_model_dir, operating_point=points[0].name)
+    loose = Router.load(tiny_model_dir, operating_point=points[-1].name)
+    rank = {tier: i for i, tier in enumerate(TIERS)}
+    for request in EXAMPLES:
+        assert rank[strict.route(request).tier] >= rank[loose.route(request).tier]
+
+
+def test_rules_decide_before_the_model(tiny_model_dir: Path) -> None:
+    router = Router.load(tiny_model_dir, policy=REPO / "examples" / "policy-rules.yaml")
+    first = router.route(EXAMPLES[0])
+    assert (first.tier, first.source, first.probabilities) == ("premium", "rule:first-reply", {})
+    assert "first-reply" in first.reason
+    agent = next(r for r in EXAMPLES if r.get("tools"))
+    assert router.route(agent).source == "rule:tools"
+    followup = next(r for r in EXAMPLES if len(r["messages"]) == 3 and not r.get("tools"))
+    assert router.route(followup).source == "auto"
+
+
+def test_a_rule_can_send_to_auto(tiny_model_dir: Path) -> None:
+    policy = {
+        "tiers": {"economy": "e", "standard": "s", "premium": "p"},
+        "rules": [{"name": "beta", "match": {"metadata": {"beta": "1"}}, "tier": "auto"}],
+        "default": {"tier": "premium"},
+    }
+    router = Router.load(tiny_model_dir, policy=policy)
+    plain = router.route(EXAMPLES[0])
+    assert (plain.tier, plain.source, plain.probabilities) == ("premium", "default", {})
+    beta = router.route({**EXAMPLES[0], "metadata": {"beta": "1"}})
+    assert beta.source == "rule:beta" and set(beta.probabilities) == set(TIERS)
+
+
+def test_default_tier_without_model_call(tiny_model_dir: Path) -> None:
+    policy = {
+        "tiers": {"economy": "e", "standard": "s", "premium": "p"},
+        "default": {"tier": "standard"},
+    }
+    decision = Router.load(tiny_model_dir, policy=policy).route(EXAMPLES[0])
+    assert (decision.tier, decision.model, decision.source) == ("standard", "s", "default")
+
+
+def test_batch_equals_one_by_one(tiny_model_dir: Path) -> None:
+    router = Router.load(tiny_model_dir, policy=REPO / "examples" / "policy-rules.yaml")
+    batch = router.route_batch(EXAMPLES)
+    single = [router.route(r) for r in EXAMPLES]
+    assert [(d.tier, d.source) for d in batch] == [(d.tier, d.source) for d in single]
+    for b, s in zip(batch, single, strict=True):
+        for tier in b.probabilities:
+            assert b.probabilities[tier] == pytest.approx(s.probabilities[tier], abs=1e-6)
+    assert router.route_batch([]) == []
+
+
+def test_invalid_requests_raise_with_the_field(router: Router) -> None:
+    with pytest.raises(InvalidRequest, match=r"messages\[0\]\.role"):
+        router.route({"messages": [{"role": "robot", "content": "x"}]})
+    with pytest.raises(InvalidRequest, match="body"):
+        router.route(b"{")
+    with pytest.raises(InvalidRequest):
+        router.route_batch([EXAMPLES[0], {"messages": []}])
+
+
+def test_bad_thresholds_are_refused(tiny_model_dir: Path) -> None:
+    with pytest.raises(ValueError, match="thresholds"):
+        Router.load(tiny_model_dir, thresholds=(0.5,))
+    with pytest.raises(ValueError, match="thresholds"):
+        Router.load(tiny_model_dir, thresholds=(0.5, 1.5))
+
+
+def test_concurrent_callers_get_the_sequential_answers(router: Router) -> None:
+    requests = [
+        *EXAMPLES,
+        *({"messages": [{"role": "user", "content": f"case {i} " * i}]} for i in range(1, 60)),
+    ]
+    expected = [(d.tier, d.probabilities) for d in map(router.route, requests)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(5):
+            got = list(
+                pool.map(lambda r: (lambda d: (d.tier, d.probabilities))(router.route(r)), requests)
+            )
+            assert [g[0] for g in got] == [e[0] for e in expected]
+            for (_, p_got), (_, p_expected) in zip(got, expected, strict=True):
+                assert np.allclose([p_got[t] for t in TIERS], [p_expected[t] for t in TIERS])
+        batches = list(pool.map(router.route_batch, [requests] * 4))
+    assert all([d.tier for d in batch] == [e[0] for e in expected] for batch in batches)
