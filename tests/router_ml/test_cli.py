@@ -113,7 +113,8 @@ def test_missing_model_and_bad_policy_are_clear(
     assert code == 2 and "metadata.json: missing" in err
     policy = tmp_path / "p.yaml"
     policy.write_text(
-        "tiers: {economy: a, standard: b, premium: c}\nrules: [{name: x, match: {}, tier: premium}]\n"
+        "tiers: {economy: a, standard: b, premium: c}\n"
+        "rules: [{name: x, match: {}, tier: premium}]\n"
     )
     code, _, err = run(["route", "--policy", str(policy)], capsys)
     assert code == 2 and "rule 0" in err

@@ -1,4 +1,4 @@
-"""Router behaviour: rules before the model, escalation-biased thresholds, batch = single, threads."""
+"""Router behaviour: rules before the model, escalation-biased thresholds, batch, threads."""
 
 from __future__ import annotations
 
