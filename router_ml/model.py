@@ -79,6 +79,9 @@ class TierModel:
         self, session: ort.InferenceSession, metadata: Mapping[str, Any], source: str = ""
     ) -> None:
         self._session = session
+        self._outputs = [OUTPUT_NAME]
+        # Passing run options explicitly skips onnxruntime's per-call default construction.
+        self._run_options = ort.RunOptions()
         self.metadata = metadata
         self.source = source
         self.calibrator = RiskCalibrator.from_dict(metadata["calibration"], TIERS)
@@ -118,7 +121,7 @@ class TierModel:
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Raw class probabilities ``(n, 3)`` in TIERS order."""
-        return self._session.run([OUTPUT_NAME], {INPUT_NAME: features})[0]
+        return self._session.run(self._outputs, {INPUT_NAME: features}, self._run_options)[0]
 
     def risks(self, features: np.ndarray) -> np.ndarray:
         """Calibrated P(needs more than economy), P(needs more than standard): ``(n, 2)``."""

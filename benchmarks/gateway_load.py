@@ -1,0 +1,305 @@
+"""Load test of the routing gateway: the latency the proxy adds in front of a fast upstream.
+
+Three processes on loopback: a fast OpenAI-compatible upstream (a raw ASGI app under uvicorn
+answering a canned completion), the gateway (``router-ml serve``, decision log on), and this
+client. The same request mix runs twice with the same concurrency — straight to the upstream and
+through the gateway — and the difference of the two latency distributions is what the proxy
+adds: routing, validation, logging and one more HTTP hop. A sequential run (one client) isolates
+that cost from queueing; the decision log's ``duration_ms`` minus the upstream attempt time is the
+in-process share.
+
+Bounded: ``--requests`` per phase (default 2000), then every process is stopped.
+
+    python benchmarks/gateway_load.py --requests 2000 --concurrency 32 [--model-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REQUESTS = [
+    {
+        "messages": [
+            {"role": "user", "content": "Classify the sentiment: the product arrived broken."}
+        ]
+    },
+    {
+        "messages": [
+            {"role": "system", "content": "You are a careful senior engineer."},
+            {
+                "role": "user",
+                "content": "Implement a thread-safe LRU cache in Python with "
+                "O(1) operations and explain the invariants.",
+            },
+        ]
+    },
+    {
+        "messages": [{"role": "user", "content": "What is the capital of Australia?"}],
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": "lookup",
+                    "parameters": {"type": "object", "properties": {"q": {"type": "string"}}},
+                },
+            }
+        ],
+    },
+    {
+        "messages": [
+            {"role": "user", "content": "Prove that there are infinitely many primes. " * 8}
+        ]
+    },
+]
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+    }
+).encode()
+
+
+async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A minimal, fast chat-completions endpoint: drain the body, answer a canned completion."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(COMPLETION)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": COMPLETION})
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            httpx.get(url, timeout=1.0)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up within {timeout_s}s")
+
+
+async def run_phase(
+    url: str, n_requests: int, concurrency: int, model: str | None
+) -> tuple[np.ndarray, int]:
+    """Latencies (ms) of ``n_requests`` POSTs from ``concurrency`` clients, and the error count."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(n_requests))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            for index in counter:
+                body = dict(REQUESTS[index % len(REQUESTS)])
+                if model is not None:
+                    body["model"] = model
+                start = time.perf_counter()
+                try:
+                    response = await client.post(url, json=body)
+                    ok = response.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - start) * 1e3)
+                errors += not ok
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return np.asarray(latencies), errors
+
+
+def summary(latencies: np.ndarray) -> dict[str, float]:
+    return {
+        "p50_ms": round(float(np.percentile(latencies, 50)), 3),
+        "p90_ms": round(float(np.percentile(latencies, 90)), 3),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 3),
+    }
+
+
+def compare(direct: np.ndarray, proxied: np.ndarray, wall_s: float, errors: int) -> dict[str, Any]:
+    d, p = summary(direct), summary(proxied)
+    return {
+        "direct": d,
+        "proxied": p,
+        "proxied_errors": errors,
+        "proxied_throughput_rps": round(len(proxied) / wall_s, 1),
+        "added_p50_ms": round(p["p50_ms"] - d["p50_ms"], 3),
+        "added_p99_ms": round(p["p99_ms"] - d["p99_ms"], 3),
+    }
+
+
+def in_process_overhead(log_path: Path) -> dict[str, float]:
+    """Gateway time per request outside the upstream call, from the decision log."""
+    overhead = []
+    for line in log_path.read_text().splitlines():
+        entry = json.loads(line)
+        upstream = sum(a["latency_ms"] for a in entry.get("attempts", []))
+        overhead.append(entry["duration_ms"] - upstream)
+    values = np.asarray(overhead)
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 3),
+        "p99_ms": round(float(np.percentile(values, 99)), 3),
+        "n": len(values),
+    }
+
+
+def write_config(directory: Path, upstream_port: int, port: int, model_dir: str | None) -> Path:
+    import yaml
+
+    models = {"economy": "eco", "standard": "std", "premium": "pro"}
+    config = {
+        "server": {"host": "127.0.0.1", "port": port},
+        "router": {"model_dir": model_dir},
+        "upstreams": {"fast": {"base_url": f"http://127.0.0.1:{upstream_port}/v1"}},
+        "tiers": {tier: {"upstream": "fast", "model": model} for tier, model in models.items()},
+        "decision_log": {"path": str(directory / "decisions.jsonl")},
+    }
+    path = directory / "gateway.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per phase")
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent clients")
+    parser.add_argument(
+        "--sequential", type=int, default=500, help="requests of the one-client phase (0 to skip)"
+    )
+    parser.add_argument("--model-dir", help="model directory (default: the shipped model)")
+    parser.add_argument("--out", help="write the results JSON here too")
+    parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    if args.serve_upstream:
+        uvicorn.run(
+            upstream_app,
+            host="127.0.0.1",
+            port=args.serve_upstream,
+            log_level="warning",
+            access_log=False,
+        )
+        return 0
+    if not 1 <= args.concurrency <= 256 or not 1 <= args.requests <= 100_000:
+        parser.error("--concurrency must be in [1, 256] and --requests in [1, 100000]")
+
+    upstream_port, gateway_port = free_port(), free_port()
+    processes: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="router-ml-load-") as tmp:
+        directory = Path(tmp)
+        config = write_config(
+            directory,
+            upstream_port,
+            gateway_port,
+            os.path.abspath(args.model_dir) if args.model_dir else None,
+        )
+        try:
+            processes.append(
+                subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)])
+            )
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "router_ml.cli",
+                        "serve",
+                        "--config",
+                        str(config),
+                        "--log-level",
+                        "warning",
+                    ]
+                )
+            )
+            wait_for(f"http://127.0.0.1:{upstream_port}/", processes[0])
+            wait_for(f"http://127.0.0.1:{gateway_port}/healthz", processes[1])
+            direct_url = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
+            proxy_url = f"http://127.0.0.1:{gateway_port}/v1/chat/completions"
+            results: dict[str, Any] = {
+                "requests": args.requests,
+                "concurrency": args.concurrency,
+                "cpus": os.cpu_count(),
+            }
+
+            async def phases() -> None:
+                await run_phase(proxy_url, 100, args.concurrency, "auto")  # warm up both paths
+                await run_phase(direct_url, 100, args.concurrency, "eco")
+                if args.sequential:
+                    direct, _ = await run_phase(direct_url, args.sequential, 1, "eco")
+                    start = time.perf_counter()
+                    proxied, errors = await run_phase(proxy_url, args.sequential, 1, "auto")
+                    results["sequential"] = compare(
+                        direct, proxied, time.perf_counter() - start, errors
+                    )
+                direct, _ = await run_phase(direct_url, args.requests, args.concurrency, "eco")
+                start = time.perf_counter()
+                proxied, errors = await run_phase(
+                    proxy_url, args.requests, args.concurrency, "auto"
+                )
+                results["concurrent"] = compare(
+                    direct, proxied, time.perf_counter() - start, errors
+                )
+
+            asyncio.run(phases())
+            results["gateway_in_process"] = in_process_overhead(directory / "decisions.jsonl")
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return 0 if results["concurrent"]["proxied_errors"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""``router-ml serve`` (the gateway) and ``router-ml export-log`` (decision log → training data).
+
+Only the standard library is imported at top level so ``router-ml --help`` stays fast and works
+without the ``serve`` extra; each command imports what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+CONFIG_ENV_VAR = "ROUTER_ML_GATEWAY_CONFIG"
+"""How ``--workers N`` hands the config path to each worker process's app factory."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the OpenAI-compatible routing gateway (needs the serve extra)",
+        description="Serve POST /v1/chat/completions (model 'auto' is routed to a tier, other "
+        "models pass through), POST /v1/route (decision only), GET /healthz and GET /metrics. "
+        "Upstream API keys come from the environment variables the config names.",
+    )
+    serve.add_argument(
+        "--config", required=True, metavar="FILE", help="gateway YAML (see examples/gateway.yaml)"
+    )
+    serve.add_argument("--host", help="listen address (default: server.host of the config)")
+    serve.add_argument("--port", type=int, help="listen port (default: server.port of the config)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes (default 1; each loads its own model)",
+    )
+    serve.add_argument(
+        "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
+    )
+    serve.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the config and load the model, then exit without serving",
+    )
+    serve.set_defaults(func=run_serve)
+
+    export = subparsers.add_parser(
+        "export-log",
+        help="join a gateway decision log with outcomes into training traffic JSONL",
+        description="Write one traffic record per logged request that has an outcome, in the "
+        "format `router-ml train` reads. The log must have been written with "
+        "decision_log.include_prompts: true (training needs the request). An outcomes line is "
+        '{"id": <x-router-request-id>, "tier": "economy|standard|premium"}, or {"id", '
+        '"outcomes": {model: score}}, or {"id", "score": s} (the served model\'s score in [0, 1]).',
+    )
+    export.add_argument(
+        "--log",
+        required=True,
+        metavar="FILE",
+        help="the active decision log; its rotated backups are read too",
+    )
+    export.add_argument("--outcomes", required=True, metavar="FILE", help="outcomes JSONL")
+    export.add_argument("--out", required=True, metavar="FILE", help="traffic JSONL to write")
+    export.add_argument("--source", default="gateway", help="source field of the records")
+    export.set_defaults(func=run_export)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from router_ml.gateway.app import Gateway
+        from router_ml.gateway.config import GatewayConfig, GatewayConfigError
+    except ModuleNotFoundError as exc:
+        print(
+            f"router-ml serve needs the serve extra (pip install 'router-ml[serve]'): {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    from router_ml.errors import RouterError
+
+    try:
+        config = GatewayConfig.load(args.config)
+        if args.check or args.workers == 1:
+            gateway = Gateway(config)
+    except (GatewayConfigError, RouterError, ValueError) as exc:
+        print(f"router-ml serve: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or config.host
+    port = config.port if args.port is None else args.port
+    if args.check:
+        tiers = ", ".join(f"{t}={x.model}@{x.upstream}" for t, x in config.tiers.items())
+        print(
+            f"config ok: {tiers}; operating point {gateway.router.operating_point.name}; "
+            f"would listen on {host}:{port}"
+        )
+        return 0
+    if args.workers < 1:
+        print("router-ml serve: --workers must be >= 1", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        uvicorn.run(gateway.app, host=host, port=port, log_level=args.log_level)
+    else:
+        os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
+        uvicorn.run(
+            "router_ml.gateway.cli:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=args.workers,
+            log_level=args.log_level,
+        )
+    return 0
+
+
+def app_from_env():
+    """App factory for multi-worker uvicorn: each worker loads the config named by the env var."""
+    from router_ml.gateway.app import create_app
+    from router_ml.gateway.config import GatewayConfig
+
+    return create_app(GatewayConfig.load(os.environ[CONFIG_ENV_VAR]))
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from router_ml.gateway.export import export_traffic
+
+    try:
+        report = export_traffic(args.log, args.outcomes, args.out, source=args.source)
+    except (OSError, ValueError) as exc:
+        print(f"router-ml export-log: {exc}", file=sys.stderr)
+        return 2
+    print(report.summary())
+    return 0 if report.written else 1

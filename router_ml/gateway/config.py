@@ -1,0 +1,415 @@
+"""The gateway's one YAML file: router, tiers, upstreams, escalation, limits, auth, decision log.
+
+Everything is validated at load so a typo fails the deploy with the key that is wrong, not a
+request at 3 a.m. Secrets never live in the file: an upstream names the environment variable
+holding its API key (``api_key_env``), client tokens come from ``auth.client_tokens_env``, and a
+literal ``api_key`` in the YAML is refused. Relative paths resolve against the config file's
+directory, so a config and its policy can move together.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from router_ml.calibration import TIERS
+from router_ml.errors import PolicyError
+from router_ml.policy import Policy
+
+RETRY_REASONS = ("http_5xx", "http_429", "timeout", "connection")
+"""Failure kinds that may be retried on the next tier; 4xx client errors never are."""
+
+
+class GatewayConfigError(ValueError):
+    """The gateway config is invalid; the message starts with the offending key path."""
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """An OpenAI-compatible endpoint; ``api_key`` is read from ``api_key_env`` at load."""
+
+    name: str
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    api_key_env: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TierTarget:
+    """Where a tier's requests go: the upstream and the model name sent to it."""
+
+    tier: str
+    model: str
+    upstream: str
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """Retry on the next tier of ``chain`` after a retryable failure, at most ``max_retries``."""
+
+    chain: tuple[str, ...] = TIERS
+    max_retries: int = 1
+    retry_on: frozenset[str] = frozenset(RETRY_REASONS)
+
+    def next_tier(self, tier: str) -> str | None:
+        """The first chain tier more capable than ``tier``, or None when there is none."""
+        rank = TIERS.index(tier)
+        return next((t for t in self.chain if TIERS.index(t) > rank), None)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Request size and timeouts; ``first_byte_timeout_s`` bounds headers plus the first chunk."""
+
+    max_body_bytes: int = 4 * 1024 * 1024
+    connect_timeout_s: float = 5.0
+    first_byte_timeout_s: float = 120.0
+    idle_timeout_s: float = 120.0
+    total_timeout_s: float = 600.0
+    max_connections: int = 512
+
+
+@dataclass(frozen=True)
+class DecisionLogConfig:
+    """JSONL decision log; prompts are only written when the operator opts in."""
+
+    path: Path | None = None
+    max_bytes: int = 100 * 1024 * 1024
+    backups: int = 5
+    include_prompts: bool = False
+    include_features: bool = True
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """A validated gateway configuration (see ``examples/gateway.yaml``)."""
+
+    tiers: Mapping[str, TierTarget]
+    upstreams: Mapping[str, Upstream]
+    policy: Policy
+    host: str = "127.0.0.1"
+    port: int = 8080
+    model_dir: Path | None = None
+    operating_point: str | float | None = None
+    aliases: frozenset[str] = frozenset({"auto"})
+    passthrough_upstream: str | None = None
+    escalation: Escalation = Escalation()
+    limits: Limits = Limits()
+    decision_log: DecisionLogConfig = DecisionLogConfig()
+    client_tokens: frozenset[str] = field(default=frozenset(), repr=False)
+
+    @property
+    def safe_tier(self) -> str:
+        return self.policy.safe_tier
+
+    def target_for_model(self, model: str) -> TierTarget | None:
+        """The tier whose model is ``model`` (explicit model names pass through to it)."""
+        for target in self.tiers.values():
+            if target.model == model:
+                return target
+        return None
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], environ: Mapping[str, str] | None = None
+    ) -> GatewayConfig:
+        """Read and validate a YAML config file; ``environ`` defaults to ``os.environ``."""
+        path = Path(path)
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise GatewayConfigError(f"{path}: cannot read: {exc}") from exc
+        except yaml.YAMLError as exc:
+            raise GatewayConfigError(f"{path}: invalid YAML: {exc}") from exc
+        return cls.from_dict(raw, base_dir=path.parent, environ=environ)
+
+    @classmethod
+    def from_dict(
+        cls,
+        raw: Any,
+        base_dir: str | os.PathLike[str] = ".",
+        environ: Mapping[str, str] | None = None,
+    ) -> GatewayConfig:
+        """Validate a parsed config mapping; relative paths resolve against ``base_dir``."""
+        env = os.environ if environ is None else environ
+        base = Path(base_dir)
+        root = _mapping(raw, "config")
+        _known(
+            root,
+            "config",
+            {
+                "server",
+                "router",
+                "aliases",
+                "upstreams",
+                "tiers",
+                "passthrough",
+                "escalation",
+                "limits",
+                "auth",
+                "decision_log",
+            },
+        )
+        server = _mapping(root.get("server", {}), "server")
+        _known(server, "server", {"host", "port"})
+        router = _mapping(root.get("router", {}), "router")
+        _known(router, "router", {"model_dir", "operating_point", "policy"})
+
+        upstreams = _upstreams(root.get("upstreams"), env)
+        policy_spec = router.get("policy")
+        tier_specs = _mapping(root.get("tiers"), "tiers")
+        policy = _policy(policy_spec, tier_specs, base)
+        tiers = _tiers(tier_specs, policy, upstreams)
+        passthrough = _mapping(root.get("passthrough", {}), "passthrough")
+        _known(passthrough, "passthrough", {"upstream"})
+        passthrough_upstream = passthrough.get("upstream")
+        if passthrough_upstream is not None and passthrough_upstream not in upstreams:
+            raise GatewayConfigError(
+                f"passthrough.upstream: unknown upstream {passthrough_upstream!r}; "
+                f"defined: {sorted(upstreams)}"
+            )
+        aliases = root.get("aliases", ["auto"])
+        if (
+            not isinstance(aliases, list)
+            or not aliases
+            or not all(isinstance(a, str) and a for a in aliases)
+        ):
+            raise GatewayConfigError("aliases: expected a non-empty list of model names")
+        clash = [a for a in aliases if any(t.model == a for t in tiers.values())]
+        if clash:
+            raise GatewayConfigError(f"aliases: {clash} are also tier model names")
+        model_dir = router.get("model_dir")
+        operating_point = router.get("operating_point")
+        if operating_point is not None and (
+            isinstance(operating_point, bool) or not isinstance(operating_point, str | int | float)
+        ):
+            raise GatewayConfigError("router.operating_point: expected a name or a number")
+        return cls(
+            tiers=tiers,
+            upstreams=upstreams,
+            policy=policy,
+            host=_str(server.get("host", "127.0.0.1"), "server.host"),
+            port=_int(server.get("port", 8080), "server.port", 0, 65535),
+            model_dir=None if model_dir is None else base / _str(model_dir, "router.model_dir"),
+            operating_point=operating_point,
+            aliases=frozenset(aliases),
+            passthrough_upstream=passthrough_upstream,
+            escalation=_escalation(root.get("escalation", {})),
+            limits=_limits(root.get("limits", {})),
+            decision_log=_decision_log(root.get("decision_log", {}), base),
+            client_tokens=_client_tokens(root.get("auth", {}), env),
+        )
+
+
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        shown = "nothing" if value is None else type(value).__name__
+        raise GatewayConfigError(f"{where}: expected a mapping, got {shown}")
+    return value
+
+
+def _known(section: Mapping[str, Any], where: str, allowed: set[str]) -> None:
+    unknown = set(section) - allowed
+    if unknown:
+        raise GatewayConfigError(
+            f"{where}: unknown keys {sorted(unknown)}; known: {sorted(allowed)}"
+        )
+
+
+def _str(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise GatewayConfigError(f"{where}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _int(value: Any, where: str, low: int, high: int | None = None) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise GatewayConfigError(f"{where}: expected an integer {bound}, got {value!r}")
+    return value
+
+
+def _seconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise GatewayConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise GatewayConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _upstreams(raw: Any, env: Mapping[str, str]) -> dict[str, Upstream]:
+    specs = _mapping(raw, "upstreams")
+    if not specs:
+        raise GatewayConfigError("upstreams: define at least one upstream")
+    upstreams = {}
+    for name, raw_spec in specs.items():
+        where = f"upstreams.{name}"
+        spec = _mapping(raw_spec, where)
+        if "api_key" in spec:
+            raise GatewayConfigError(
+                f"{where}.api_key: secrets do not belong in the config; put the key in an "
+                "environment variable and name it with api_key_env"
+            )
+        _known(spec, where, {"base_url", "base_url_env", "api_key_env", "headers"})
+        base_url = _str(spec.get("base_url"), f"{where}.base_url") if "base_url" in spec else None
+        if "base_url_env" in spec:
+            variable = _str(spec["base_url_env"], f"{where}.base_url_env")
+            base_url = env.get(variable) or base_url
+        if not base_url:
+            raise GatewayConfigError(f"{where}: set base_url (or base_url_env to a set variable)")
+        if not base_url.startswith(("http://", "https://")):
+            raise GatewayConfigError(f"{where}.base_url: expected an http(s) URL, got {base_url!r}")
+        api_key = None
+        key_env = spec.get("api_key_env")
+        if key_env is not None:
+            key_env = _str(key_env, f"{where}.api_key_env")
+            api_key = env.get(key_env)
+            if not api_key:
+                raise GatewayConfigError(
+                    f"{where}.api_key_env: environment variable {key_env} is not set"
+                )
+        headers = _mapping(spec.get("headers", {}), f"{where}.headers")
+        if any(k.lower() == "authorization" for k in headers):
+            raise GatewayConfigError(f"{where}.headers: authorization comes from api_key_env only")
+        upstreams[str(name)] = Upstream(
+            str(name),
+            base_url.rstrip("/"),
+            api_key,
+            key_env,
+            {str(k): str(v) for k, v in headers.items()},
+        )
+    return upstreams
+
+
+def _policy(spec: Any, tier_specs: Mapping[str, Any], base: Path) -> Policy:
+    """The routing policy; without one, every request goes to the learned model."""
+    models = {tier: s.get("model") for tier, s in tier_specs.items() if isinstance(s, Mapping)}
+    try:
+        if spec is None:
+            return Policy.from_dict({"tiers": models, "default": {"tier": "auto"}}, source="config")
+        if isinstance(spec, str):
+            path = base / spec
+            if not path.is_file():
+                raise GatewayConfigError(f"router.policy: no such file {path}")
+            return Policy.load(path)
+        spec = dict(_mapping(spec, "router.policy"))
+        spec.setdefault("tiers", models)
+        return Policy.from_dict(spec, source="config router.policy")
+    except PolicyError as exc:
+        raise GatewayConfigError(f"router.policy: {exc}") from exc
+
+
+def _tiers(
+    specs: Mapping[str, Any], policy: Policy, upstreams: Mapping[str, Upstream]
+) -> dict[str, TierTarget]:
+    missing = [t for t in TIERS if t not in specs]
+    unknown = [t for t in specs if t not in TIERS]
+    if missing or unknown:
+        raise GatewayConfigError(f"tiers: missing {missing}, unknown {unknown}")
+    targets = {}
+    for tier in TIERS:
+        where = f"tiers.{tier}"
+        spec = _mapping(specs[tier], where)
+        _known(spec, where, {"upstream", "model"})
+        upstream = _str(spec.get("upstream"), f"{where}.upstream")
+        if upstream not in upstreams:
+            raise GatewayConfigError(
+                f"{where}.upstream: unknown upstream {upstream!r}; defined: {sorted(upstreams)}"
+            )
+        model = spec.get("model", policy.tiers[tier])
+        model = _str(model, f"{where}.model")
+        if model != policy.tiers[tier]:
+            raise GatewayConfigError(
+                f"{where}.model: {model!r} differs from the policy's {tier} model "
+                f"{policy.tiers[tier]!r} ({policy.source}); name each tier's model once"
+            )
+        targets[tier] = TierTarget(tier, model, upstream)
+    return targets
+
+
+def _escalation(raw: Any) -> Escalation:
+    spec = _mapping(raw, "escalation")
+    _known(spec, "escalation", {"chain", "max_retries", "retry_on"})
+    chain = spec.get("chain", list(TIERS))
+    if (
+        not isinstance(chain, list)
+        or not all(t in TIERS for t in chain)
+        or chain != sorted(set(chain), key=TIERS.index)
+    ):
+        raise GatewayConfigError(
+            f"escalation.chain: expected distinct tiers from {list(TIERS)} in that order, "
+            f"got {chain!r}"
+        )
+    retry_on = spec.get("retry_on", list(RETRY_REASONS))
+    if not isinstance(retry_on, list) or not all(r in RETRY_REASONS for r in retry_on):
+        raise GatewayConfigError(
+            f"escalation.retry_on: expected a list from {list(RETRY_REASONS)}, got {retry_on!r}"
+        )
+    return Escalation(
+        tuple(chain),
+        _int(spec.get("max_retries", 1), "escalation.max_retries", 0, 2),
+        frozenset(retry_on),
+    )
+
+
+def _limits(raw: Any) -> Limits:
+    spec = _mapping(raw, "limits")
+    defaults = Limits()
+    _known(spec, "limits", set(defaults.__dataclass_fields__))
+    values: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key in ("max_body_bytes", "max_connections"):
+            values[key] = _int(value, f"limits.{key}", 1)
+        else:
+            values[key] = _seconds(value, f"limits.{key}")
+    return Limits(**values)
+
+
+def _decision_log(raw: Any, base: Path) -> DecisionLogConfig:
+    spec = _mapping(raw, "decision_log")
+    _known(
+        spec,
+        "decision_log",
+        {"path", "max_bytes", "backups", "include_prompts", "include_features"},
+    )
+    path = spec.get("path")
+    return DecisionLogConfig(
+        path=None if path is None else base / _str(path, "decision_log.path"),
+        max_bytes=_int(
+            spec.get("max_bytes", DecisionLogConfig.max_bytes), "decision_log.max_bytes", 1024
+        ),
+        backups=_int(spec.get("backups", DecisionLogConfig.backups), "decision_log.backups", 0),
+        include_prompts=_bool(spec.get("include_prompts", False), "decision_log.include_prompts"),
+        include_features=_bool(spec.get("include_features", True), "decision_log.include_features"),
+    )
+
+
+def _client_tokens(raw: Any, env: Mapping[str, str]) -> frozenset[str]:
+    spec = _mapping(raw, "auth")
+    _known(spec, "auth", {"client_tokens_env"})
+    variable = spec.get("client_tokens_env")
+    if variable is None:
+        return frozenset()
+    variable = _str(variable, "auth.client_tokens_env")
+    tokens = frozenset(t.strip() for t in env.get(variable, "").split(",") if t.strip())
+    if not tokens:
+        raise GatewayConfigError(
+            f"auth.client_tokens_env: environment variable {variable} is not set or holds no token "
+            "(comma-separated); remove auth to run without client authentication"
+        )
+    return tokens

@@ -1,0 +1,243 @@
+"""Calls to OpenAI-compatible upstreams: one pooled httpx client per upstream, streaming-safe.
+
+``open`` returns once the answer has *started*: the full body of a non-streaming or error answer,
+or the headers plus the first chunk of a stream. Until then nothing has reached the client, so a
+timeout or a dropped connection is still retryable on another tier; afterwards the proxy only
+relays chunks (``UpstreamReply.rest``) and can no longer change its mind. Failures before that
+point surface as ``UpstreamFailure`` with a reason the escalation policy understands.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import httpx
+
+from router_ml.gateway.config import Limits, Upstream
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "content-encoding",
+        "set-cookie",
+    }
+)
+"""Upstream response headers the proxy does not relay (the ASGI server frames the body itself)."""
+
+
+class UpstreamFailure(Exception):
+    """The upstream did not start an answer: ``reason`` is ``timeout`` or ``connection``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+@dataclass
+class UpstreamReply:
+    """An answer that has started: status, relayable headers and the bytes read so far."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+    """The whole body when ``complete``; else the first chunk of a stream."""
+    complete: bool
+    latency_s: float
+    """Time from sending the request to ``body`` being read."""
+    _response: httpx.Response = field(repr=False)
+    _chunks: AsyncIterator[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def content_type(self) -> str:
+        return self._response.headers.get("content-type", "")
+
+    async def rest(self) -> AsyncIterator[bytes]:
+        """The remaining chunks of a stream as they arrive (nothing when ``complete``)."""
+        if self._chunks is None:
+            return
+        async for chunk in self._chunks:
+            if chunk:
+                yield chunk
+
+    async def aclose(self) -> None:
+        await _close(self._response)
+
+
+class UpstreamPool:
+    """One connection-pooled async client per configured upstream.
+
+    Parameters
+    ----------
+    upstreams : mapping of name to Upstream
+        Where requests may go, with their API keys already resolved.
+    limits : Limits
+        Connect and idle (between-chunk) timeouts, and the connection pool size.
+    transport : httpx.AsyncBaseTransport or None
+        For tests only; None uses real sockets.
+    """
+
+    def __init__(
+        self,
+        upstreams: Mapping[str, Upstream],
+        limits: Limits,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.limits = limits
+        timeout = httpx.Timeout(
+            connect=limits.connect_timeout_s,
+            read=limits.idle_timeout_s,
+            write=limits.idle_timeout_s,
+            pool=limits.connect_timeout_s,
+        )
+        pool_limits = httpx.Limits(
+            max_connections=limits.max_connections, max_keepalive_connections=limits.max_connections
+        )
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        for name, upstream in upstreams.items():
+            headers = {
+                "content-type": "application/json",
+                "accept-encoding": "identity",
+                **upstream.headers,
+            }
+            if upstream.api_key:
+                headers["authorization"] = f"Bearer {upstream.api_key}"
+            self._clients[name] = httpx.AsyncClient(
+                base_url=upstream.base_url + "/",
+                headers=headers,
+                timeout=timeout,
+                limits=pool_limits,
+                transport=transport,
+                follow_redirects=False,
+                trust_env=False,
+            )
+
+    async def open(
+        self,
+        upstream: str,
+        body: bytes,
+        stream: bool,
+        timeout_s: float,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamReply:
+        """POST ``body`` to the upstream's ``/chat/completions`` and wait for the answer to start.
+
+        Raises ``UpstreamFailure`` when it does not start within ``timeout_s`` or the connection
+        fails; an HTTP error status is a reply, not a failure.
+        """
+        client = self._clients[upstream]
+        request = client.build_request(
+            "POST", "chat/completions", content=body, headers=dict(extra_headers or {})
+        )
+        start = time.perf_counter()
+        response: httpx.Response | None = None
+        try:
+            with anyio.fail_after(timeout_s):
+                response = await client.send(request, stream=True)
+                if not stream or response.status_code >= 400 or not _is_event_stream(response):
+                    data = await response.aread()
+                    return UpstreamReply(
+                        response.status_code,
+                        _relayable(response),
+                        data,
+                        True,
+                        time.perf_counter() - start,
+                        response,
+                    )
+                chunks = response.aiter_raw()
+                first = b""
+                async for chunk in chunks:
+                    if chunk:
+                        first = chunk
+                        break
+                return UpstreamReply(
+                    response.status_code,
+                    _relayable(response),
+                    first,
+                    not first,
+                    time.perf_counter() - start,
+                    response,
+                    chunks if first else None,
+                )
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            await _close(response)
+            raise UpstreamFailure(
+                "timeout", f"no answer within {timeout_s:g}s ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            await _close(response)
+            raise UpstreamFailure("connection", f"{type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            await _close(response)
+            raise
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _relayable(response: httpx.Response) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP]
+
+
+async def _close(response: httpx.Response | None) -> None:
+    """Release the connection, even while the calling task is being cancelled."""
+    if response is not None:
+        with anyio.CancelScope(shield=True):
+            await response.aclose()
+
+
+def usage_from_body(body: bytes) -> dict[str, Any] | None:
+    """The ``usage`` object of a non-streaming chat completion, if the body has one."""
+    if b'"usage"' not in body:
+        return None
+    try:
+        usage = json.loads(body).get("usage")
+    except (ValueError, AttributeError):
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
+class SseUsageScanner:
+    """Finds the ``usage`` object in a relayed SSE stream without holding the stream.
+
+    Only the current partial line is buffered (capped), and only lines mentioning ``"usage"``
+    are parsed, so relaying stays cheap; the last non-null usage wins (with
+    ``stream_options.include_usage`` it arrives in the final chunk).
+    """
+
+    MAX_PARTIAL = 1 << 20
+
+    def __init__(self) -> None:
+        self.usage: dict[str, Any] | None = None
+        self._partial = b""
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._partial + chunk if self._partial else chunk
+        lines = data.split(b"\n")
+        self._partial = lines.pop()
+        if len(self._partial) > self.MAX_PARTIAL:
+            self._partial = b""
+        for line in lines:
+            if b'"usage"' in line and line.startswith(b"data:"):
+                usage = usage_from_body(line[5:])
+                if usage is not None:
+                    self.usage = usage

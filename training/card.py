@@ -1,0 +1,217 @@
+"""The model card: what the model was trained on and how well it routes, in plain words.
+
+Rendered from ``metadata.json`` alone, so the card can never disagree with the numbers shipped
+next to it. Test-split figures are those of the exported ONNX graph on the grouped test split.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from router_ml.calibration import TIERS
+
+ACCURACY_TARGET = 0.90
+APGR_TARGET = 0.65
+ECE_TARGET = 0.05
+RANDOM_RATIO_TARGET = 1.5
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else (
+        f"{100 * value:.1f}%"
+    )
+
+
+def _num(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and (math.isnan(value) or math.isinf(value))):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _row(name: str, m: Mapping[str, Any]) -> str:
+    return (
+        f"| {name} | {m['n']} | {_pct(m['accuracy'])} | {_pct(m['majority_accuracy'])} | "
+        f"{_pct(m['under_routing'])} | {_pct(m['economy_share'])} | "
+        f"{_pct(m['random_economy_share'])} | {_pct(m['below_premium_share'])} | "
+        f"{_pct(m['random_below_premium_share'])} | {_num(m['apgr'])} | "
+        f"{_pct(m['cost_vs_premium'])} | {_pct(m['quality_kept'])} | "
+        f"{_num(m['ece']['needs_above_economy'], 3)} |"
+    )
+
+
+_HEADER = (
+    "| slice | n | accuracy | majority | under-routing | economy share | random economy "
+    "| below premium | random below premium | APGR | cost vs premium | quality kept | ECE |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+
+
+def render_model_card(metadata: Mapping[str, Any]) -> str:
+    """Markdown model card of a trained model directory's metadata."""
+    metrics = metadata["metrics"]
+    default = metadata["default_operating_point"]
+    test = metrics["test"][default]
+    pooled = test["pooled"]
+    fingerprint = metadata["data_fingerprint"]
+    config = metadata["training_config"]
+    label_counts = metadata["labels"]["counts"]
+    n_labeled = sum(label_counts.values())
+    sizes = metrics["split_sizes"]
+    versions = ", ".join(f"{k} {v}" for k, v in metadata["library_versions"].items())
+    default_op = next(op for op in metadata["operating_points"] if op["name"] == default)
+    lines = [
+        "# router-ml tier model card",
+        "",
+        "A LightGBM classifier (exported to ONNX) that reads features of an OpenAI chat request "
+        "and estimates the risk that the request needs more than the economy tier, and more than "
+        "the standard tier. Calibrated risks and thresholds pick the cheapest tier whose risk is "
+        "below its threshold; when unsure it escalates.",
+        "",
+        "## Data",
+        f"- Files: {', '.join(sorted(fingerprint['files']))} (content hash "
+        f"`{fingerprint['sha256']}`); {fingerprint['lines_read']} lines read, "
+        f"{fingerprint['bad_lines']} rejected as bad"
+        + (f"; a seeded sample of {fingerprint['sample']} records" if fingerprint["sample"] else "")
+        + ".",
+        f"- {n_labeled} records carry a label ("
+        + ", ".join(f"{t} {label_counts[t]} ({_pct(label_counts[t] / n_labeled)})" for t in TIERS)
+        + f"); {metadata['labels']['unlabeled_records']} records with only one tier and no "
+        "economy pass have no label and are not used.",
+        f"- Split by a hash of the normalised question text, so the same question never sits on "
+        f"two sides: train {sizes['train']}, validation {sizes['validation']} (calibration and "
+        f"thresholds), test {sizes['test']} (every number below).",
+        "",
+        "## Label rule",
+        "Each tier is represented by its three best models on the source; a tier's score is the "
+        "mean outcome of its representatives present in the record; the label is the cheapest "
+        "tier within a tolerance of the best tier's score (0 for pass/fail sources, 0.1 for graded "
+        "ones). If every tier fails, the cheapest present tier is the label. A tier missing from "
+        "a record is never imputed; such records are labeled among the tiers they have.",
+        f"Training target: {_denoise_text(config['denoise'])}",
+        "",
+        "## Operating points",
+        "Thresholds were chosen on the validation split to spend least while keeping "
+        "under-routing (requests sent below the tier they need) at or under the target.",
+        "",
+        "| name | target | validation under-routing | economy | standard | premium | cost vs "
+        "premium |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for op in metadata["operating_points"]:
+        v = op["validation"]
+        marker = " (default)" if op["name"] == default else ""
+        lines.append(
+            f"| {op['name']}{marker} | {_pct(op['target_under_routing'])} | "
+            f"{_pct(v['under_routing'])} | {_pct(v['economy_share'])} | "
+            f"{_pct(v['standard_share'])} | {_pct(v['premium_share'])} | "
+            f"{_pct(v['cost_vs_premium'])} |"
+        )
+    lines += [
+        "",
+        f"## Test-split results at the default operating point ({default}, thresholds "
+        f"economy {_num(default_op['thresholds']['economy'], 3)}, standard "
+        f"{_num(default_op['thresholds']['standard'], 3)})",
+        "",
+        "Accuracy is against the ~90% target and the majority-class accuracy. Random economy: the "
+        "economy share of a request-blind router mixing economy and premium at the same "
+        "under-routing; random below premium: the best request-blind mix of all tiers at the same "
+        "under-routing. APGR: RouteLLM's average performance gap recovered between economy and "
+        "premium scores, ranking by the economy risk (0.5 = random). Cost uses list prices of "
+        f"the tiers with o200k input tokens and {config['cost']['assumed_output_tokens']} output "
+        "tokens a request (the data has no output lengths). Quality kept: mean realised score "
+        "relative to always-premium. ECE: expected calibration error of P(needs more than "
+        "economy), 10 bins.",
+        "",
+        _HEADER,
+        _row("**pooled**", pooled),
+        *(_row(source, m) for source, m in test["per_source"].items()),
+        "",
+        "Pooled ECE: needs more than economy "
+        f"{_num(pooled['ece']['needs_above_economy'], 3)}, needs more than standard "
+        f"{_num(pooled['ece']['needs_above_standard'], 3)}, tier probabilities "
+        f"{_num(pooled['ece']['tier'], 3)} (target <= {ECE_TARGET}).",
+        "",
+        "## Against the targets",
+        *_targets(pooled),
+        "",
+        "## Other operating points on the test split (pooled)",
+        "",
+        "| name | under-routing | economy share | below premium | cost vs premium | quality kept |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {name} | {_pct(t['pooled']['under_routing'])} | "
+            f"{_pct(t['pooled']['economy_share'])} | {_pct(t['pooled']['below_premium_share'])} | "
+            f"{_pct(t['pooled']['cost_vs_premium'])} | {_pct(t['pooled']['quality_kept'])} |"
+            for name, t in metrics["test"].items()
+        ),
+        "",
+        "## Known weaknesses",
+        "- Labels are noisy: near-identical model snapshots disagree on 6-8% of prompts, and the "
+        "prompt features separate the tiers only weakly, so the most probable tier is almost "
+        "always economy and accuracy cannot beat the majority class by much; the escalation-"
+        "biased operating points trade accuracy for low under-routing. Read the routing columns "
+        "(under-routing, shares, cost, quality kept), not accuracy alone.",
+        "- Calibration is pooled: per-source ECE is higher than pooled (see the table), and "
+        "under-routing is spent unevenly across sources (low where escalation is cheap to avoid, "
+        "higher on sources with many premium labels).",
+        "- Within a source, the prompt says little about the label; much of the skill is telling "
+        "task types apart (tool calls, multiple choice, math word problems).",
+        "- Only BFCL has all three tiers; MMLU-Pro lacks premium, RouteLLM and RouterBench lack "
+        "standard, LLMRouter has economy only. The standard-vs-premium risk is learned mostly "
+        "from BFCL's 1.1k prompts.",
+        "- Training traffic is benchmark prompts: single-turn, English, mostly multiple choice "
+        "and function calling. Multi-turn agent traffic, long documents and other languages are "
+        "out of distribution; expect the model to escalate more or misjudge them.",
+        "- Costs assume a fixed output length; tasks with long answers cost more on every tier.",
+        "",
+        "## Provenance",
+        f"Library versions: {versions}. Feature schema v{metadata['feature_schema']['version']} "
+        f"(hash `{metadata['feature_schema']['hash']}`). Seed {config['seed']}. ONNX parity with "
+        f"LightGBM on the validation split: max abs difference "
+        f"{metrics['onnx_parity_max_abs_diff']:.2e}. Reproduce with `make model`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _denoise_text(denoise: Mapping[str, Any]) -> str:
+    if denoise["method"] == "none":
+        return (
+            "the reference label itself. Soft labels from a Rasch difficulty model over every "
+            "scored model (training/difficulty.py) were tried and did not validate better "
+            "(lower AUC of the economy risk and lower quality kept on validation)."
+        )
+    return (
+        f"soft labels from a Rasch difficulty model over every scored model (strength "
+        f"{denoise['strength']}, sources with >= {denoise['min_models']} models); "
+        "see training/difficulty.py."
+    )
+
+
+def _targets(pooled: Mapping[str, Any]) -> list[str]:
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    ratio = pooled["below_premium_vs_random"]
+    economy_ratio = pooled["economy_vs_random"]
+    apgr = pooled["apgr"]
+    ece = pooled["ece"]["needs_above_economy"]
+    best_accuracy = max(pooled["accuracy"], pooled["argmax_accuracy"])
+    return [
+        f"- Tier accuracy vs the {_pct(ACCURACY_TARGET)} target: "
+        f"{verdict(best_accuracy >= ACCURACY_TARGET)}. At the default operating point "
+        f"{_pct(pooled['accuracy'])} (escalation-biased: it over-routes on purpose); picking the "
+        f"most probable tier {_pct(pooled['argmax_accuracy'])}; always the majority tier "
+        f"{_pct(pooled['majority_accuracy'])}.",
+        f"- Under-routing {_pct(pooled['under_routing'])} on test at the default operating point "
+        "(its target holds on validation, where the thresholds were set).",
+        f"- Share below premium {_num(ratio)}x the random router's, economy share "
+        f"{_num(economy_ratio)}x (target {RANDOM_RATIO_TARGET}x): "
+        f"{verdict(min(ratio, economy_ratio) >= RANDOM_RATIO_TARGET)} for both, "
+        f"{verdict(max(ratio, economy_ratio) >= RANDOM_RATIO_TARGET)} for at least one.",
+        f"- APGR {_num(apgr)} vs target {APGR_TARGET}: "
+        f"{verdict(apgr is not None and apgr >= APGR_TARGET)}.",
+        f"- ECE {_num(ece, 3)} vs target {ECE_TARGET}: {verdict(ece <= ECE_TARGET)}.",
+    ]
