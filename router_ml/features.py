@@ -383,7 +383,11 @@ def _looks_like_error(tool_result: str) -> bool:
 
 
 def _tools(request: ChatRequest, v: list[float]) -> None:
-    """Size and shape of the tool definitions, walked iteratively with a node cap."""
+    """Size and shape of the tool definitions, walked iteratively with a node cap.
+
+    Leaves (strings, numbers) are measured where their container is read instead of being pushed
+    on the stack: most nodes of a JSON schema are leaves, and this halves the walk.
+    """
     ix = _INDEX
     v[ix["tool_choice"]] = TOOL_CHOICE_CODES[request.tool_choice]
     if not request.tools:
@@ -394,25 +398,27 @@ def _tools(request: ChatRequest, v: list[float]) -> None:
     while stack and budget > 0:
         node, depth = stack.pop()
         budget -= 1
-        if isinstance(node, dict):
+        if type(node) is dict:
             max_depth = max(max_depth, depth)
             properties = node.get("properties")
-            if isinstance(properties, dict):
+            if type(properties) is dict:
                 n_params += len(properties)
             required = node.get("required")
-            if isinstance(required, list):
+            if type(required) is list:
                 n_required += len(required)
-            if isinstance(node.get("enum"), list):
+            if type(node.get("enum")) is list:
                 n_enum += 1
-            for key, child in node.items():
-                chars += len(key) if isinstance(key, str) else 1
-                stack.append((child, depth + 1))
-        elif isinstance(node, list):
-            stack.extend((child, depth + 1) for child in node)
-        elif isinstance(node, str):
-            chars += len(node)
+            children: Iterable[Any] = node.values()
+            chars += sum(len(key) if type(key) is str else 1 for key in node)
         else:
-            chars += 1
+            children = node
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            else:
+                budget -= 1
+                chars += len(child) if kind is str else 1
     v[ix["n_tools"]] = len(request.tools)
     v[ix["tools_schema_chars"]] = chars
     v[ix["tools_max_depth"]] = max_depth

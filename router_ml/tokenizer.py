@@ -93,22 +93,53 @@ def get_encoding(name: str = ENCODING_NAME) -> tiktoken.Encoding:
     return encoding
 
 
-class TokenCounter:
-    """Counts tokens exactly up to a cap per text and extrapolates beyond it."""
+CACHE_MIN_CHARS = 512
+"""Texts shorter than this are tokenised every time: hashing them saves little."""
 
-    __slots__ = ("_encode", "exact_char_cap")
+
+class TokenCounter:
+    """Counts tokens exactly up to a cap per text and extrapolates beyond it.
+
+    Agent and chat traffic resends the same system prompt and the same earlier turns with every
+    request, so counts of texts of ``CACHE_MIN_CHARS`` or more are memoised, keyed by the text's
+    length and hash (not the text, so a cached 1 MB prompt costs a few bytes). At most
+    ``cache_size`` entries are kept, oldest evicted first; ``cache_size=0`` disables the cache.
+    """
+
+    __slots__ = ("_cache", "_encode", "_lock", "cache_size", "exact_char_cap")
 
     def __init__(
-        self, encoding: tiktoken.Encoding | None = None, exact_char_cap: int = EXACT_CHAR_CAP
+        self,
+        encoding: tiktoken.Encoding | None = None,
+        exact_char_cap: int = EXACT_CHAR_CAP,
+        cache_size: int = 4096,
     ) -> None:
         if exact_char_cap < 1:
             raise ValueError("exact_char_cap must be positive")
+        if cache_size < 0:
+            raise ValueError("cache_size must not be negative")
         self._encode = (encoding or get_encoding()).encode_ordinary
         self.exact_char_cap = exact_char_cap
+        self.cache_size = cache_size
+        self._cache: dict[tuple[int, int], int] = {}
+        self._lock = threading.Lock()
 
     def count(self, text: str) -> int:
         """Token count of ``text`` (exact when ``len(text) <= exact_char_cap``)."""
         n_chars = len(text)
+        if n_chars < CACHE_MIN_CHARS or not self.cache_size:
+            return self._count(text, n_chars)
+        key = (n_chars, hash(text))
+        tokens = self._cache.get(key)
+        if tokens is None:
+            tokens = self._count(text, n_chars)
+            with self._lock:
+                if len(self._cache) >= self.cache_size:
+                    del self._cache[next(iter(self._cache))]
+                self._cache[key] = tokens
+        return tokens
+
+    def _count(self, text: str, n_chars: int) -> int:
         if n_chars <= self.exact_char_cap:
             return len(self._encode(text)) if n_chars else 0
         exact = len(self._encode(text[: self.exact_char_cap]))

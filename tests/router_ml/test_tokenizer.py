@@ -79,3 +79,17 @@ def test_special_token_text_and_lone_surrogates_are_counted_not_raised() -> None
 def test_cap_must_be_positive() -> None:
     with pytest.raises(ValueError):
         TokenCounter(exact_char_cap=0)
+
+
+def test_cache_returns_the_same_counts_and_stays_bounded() -> None:
+    cached = TokenCounter(cache_size=3)
+    uncached = TokenCounter(cache_size=0)
+    texts = [f"Document {i}: " + "lorem ipsum dolor sit amet " * (40 + i) for i in range(10)]
+    for _ in range(2):
+        for text in texts:
+            assert cached.count(text) == uncached.count(text)
+    assert len(cached._cache) == 3
+    short = "a short prompt"
+    assert cached.count(short) == uncached.count(short)
+    with pytest.raises(ValueError):
+        TokenCounter(cache_size=-1)

@@ -1,0 +1,163 @@
+"""The runtime's speed budget, measured: route() latency, batch throughput, load time, memory.
+
+Runs on one core (pinned), warm, through the public ``Router.route`` / ``route_batch`` path:
+validation, features, tokenizer, ONNX and policy. Workloads:
+
+- ``single_1k``: single-turn requests of 1,000 characters of prose (generated, varied text);
+- ``agent_12_turns``: real 12-message tool-using conversations from tau-bench (``requests/
+  tau_airline``: system prompt, tool definitions, tool calls and results);
+- ``batch_1k``: ``route_batch`` throughput on 1,000-character requests;
+- ``import_and_load``: ``import router_ml`` + ``Router.load()`` in a fresh interpreter (median of 5)
+  and its peak resident memory.
+
+LiteLLM's complexity router is timed on the same workloads when it is installed, and every p50
+is reported as a ratio to it. Usage::
+
+    python benchmarks/runtime_budget.py [--model DIR] [--data ../shared/data] [--out FILE.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import statistics
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from router_ml import Router
+from router_ml.evaluation.peers import LiteLLMComplexityRouter, PeerUnavailable
+from router_ml.evaluation.speed import (
+    LatencyStats,
+    batch_throughput,
+    generated_prompt,
+    pin_to_one_core,
+    time_calls,
+)
+
+BUDGET = {
+    "single_1k": {"p50_us": 50, "p99_us": 250},
+    "agent_12_turns": {"p50_us": 150},
+    "batch_1k": {"requests_per_s": 20_000},
+    "import_and_load": {"seconds": 0.3, "rss_mb": 150},
+}
+# Peak memory from VmHWM: unlike ru_maxrss it is not inherited from the forking parent.
+_LOAD_SNIPPET = """
+import time
+start = time.perf_counter()
+import router_ml
+router_ml.Router.load({model!r})
+elapsed = time.perf_counter() - start
+status = open("/proc/self/status").read().split("VmHWM:")[1].split()[0]
+print(elapsed, int(status) / 1024)
+"""
+
+
+def agent_conversations(data: Path, n_messages: int = 12) -> list[dict[str, Any]]:
+    path = data / "requests" / "tau_airline.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        requests = [json.loads(line)["request"] for line in handle]
+    return [r for r in requests if len(r["messages"]) == n_messages]
+
+
+def import_and_load(model: str | None, repeats: int = 5) -> dict[str, float]:
+    seconds, rss = [], []
+    for _ in range(repeats):
+        out = subprocess.run(
+            [sys.executable, "-c", _LOAD_SNIPPET.format(model=model)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        seconds.append(float(out[0]))
+        rss.append(float(out[1]))
+    return {"seconds": statistics.median(seconds), "rss_mb": statistics.median(rss)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", help="model directory (default: the shipped model)")
+    parser.add_argument(
+        "--data",
+        default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
+        help="folder with requests/tau_airline.jsonl.gz (default: ../shared/data)",
+    )
+    parser.add_argument("--calls", type=int, default=5000, help="timed calls per workload")
+    parser.add_argument("--out", help="write the results as JSON here")
+    args = parser.parse_args(argv)
+
+    core = pin_to_one_core()
+    router = Router.load(args.model)
+    single = [generated_prompt(1000, seed=i) for i in range(200)]
+    agents = agent_conversations(Path(args.data))
+    workloads = {"single_1k": single, "agent_12_turns": agents}
+    routers: dict[str, Any] = {"router-ml": router}
+    try:
+        routers["litellm-heuristic"] = LiteLLMComplexityRouter("heuristic")
+    except PeerUnavailable as exc:
+        print(f"skipping LiteLLM: {exc}", file=sys.stderr)
+
+    results: dict[str, Any] = {
+        "core": core,
+        "budget": BUDGET,
+        "latency": {},
+        "workloads": {
+            "single_1k": {"n_requests": len(single), "chars": 1000},
+            "agent_12_turns": {
+                "n_requests": len(agents),
+                "median_message_chars": statistics.median(
+                    sum(len(m.get("content") or "") for m in r["messages"]) for r in agents
+                ),
+            },
+        },
+    }
+    for name, candidate in routers.items():
+        results["latency"][name] = {
+            workload: asdict(
+                LatencyStats.from_ns(
+                    time_calls(candidate.route, requests, args.calls, warmup=200, max_seconds=30.0)
+                )
+            )
+            for workload, requests in workloads.items()
+        }
+    results["batch_1k_requests_per_s"] = batch_throughput(router.route_batch, single, 1000, 7)
+    results["import_and_load"] = import_and_load(args.model)
+    if "litellm-heuristic" in results["latency"]:
+        reference = results["latency"]["litellm-heuristic"]
+        results["ratio_to_litellm_p50"] = {
+            w: results["latency"]["router-ml"][w]["p50_us"] / reference[w]["p50_us"]
+            for w in workloads
+        }
+    print(render(results))
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = ["| router | workload | p50 µs | p99 µs | budget |", "|---|---|---|---|---|"]
+    for name, per_workload in results["latency"].items():
+        for workload, stats in per_workload.items():
+            budget = BUDGET[workload] if name == "router-ml" else {}
+            shown = ", ".join(f"{k} ≤ {v}" for k, v in budget.items()) or "-"
+            lines.append(
+                f"| {name} | {workload} | {stats['p50_us']:.1f} | {stats['p99_us']:.1f} | {shown} |"
+            )
+    load = results["import_and_load"]
+    lines += [
+        "",
+        f"route_batch, 1k-char requests: {results['batch_1k_requests_per_s']:,.0f} requests/s "
+        f"(budget ≥ {BUDGET['batch_1k']['requests_per_s']:,})",
+        f"import router_ml + Router.load(): {load['seconds'] * 1000:.0f} ms (budget ≤ 300 ms), "
+        f"peak RSS {load['rss_mb']:.0f} MB (budget ≤ 150 MB)",
+    ]
+    for workload, ratio in results.get("ratio_to_litellm_p50", {}).items():
+        lines.append(f"p50 ratio router-ml / LiteLLM heuristic on {workload}: {ratio:.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
