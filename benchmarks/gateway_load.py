@@ -150,6 +150,15 @@ async def run_phase(
     return np.asarray(latencies), errors
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def summary(latencies: np.ndarray) -> dict[str, float]:
     return {
         "p50_ms": round(float(np.percentile(latencies, 50)), 3),
@@ -265,24 +274,35 @@ def main(argv: list[str] | None = None) -> int:
                 "cpus": os.cpu_count(),
             }
 
+            gateway_pid = processes[1].pid
+
+            async def measured(
+                phase: str, n: int, concurrency: int
+            ) -> tuple[np.ndarray, int, float]:
+                """Run the proxied phase, noting the gateway's CPU time per request."""
+                cpu_before = cpu_seconds(gateway_pid)
+                start = time.perf_counter()
+                latencies, errors = await run_phase(proxy_url, n, concurrency, "auto")
+                wall = time.perf_counter() - start
+                cpu_after = cpu_seconds(gateway_pid)
+                if cpu_before is not None and cpu_after is not None:
+                    results[f"gateway_cpu_ms_per_request_{phase}"] = round(
+                        (cpu_after - cpu_before) * 1e3 / n, 3
+                    )
+                return latencies, errors, wall
+
             async def phases() -> None:
                 await run_phase(proxy_url, 100, args.concurrency, "auto")  # warm up both paths
                 await run_phase(direct_url, 100, args.concurrency, "eco")
                 if args.sequential:
                     direct, _ = await run_phase(direct_url, args.sequential, 1, "eco")
-                    start = time.perf_counter()
-                    proxied, errors = await run_phase(proxy_url, args.sequential, 1, "auto")
-                    results["sequential"] = compare(
-                        direct, proxied, time.perf_counter() - start, errors
-                    )
+                    proxied, errors, wall = await measured("sequential", args.sequential, 1)
+                    results["sequential"] = compare(direct, proxied, wall, errors)
                 direct, _ = await run_phase(direct_url, args.requests, args.concurrency, "eco")
-                start = time.perf_counter()
-                proxied, errors = await run_phase(
-                    proxy_url, args.requests, args.concurrency, "auto"
+                proxied, errors, wall = await measured(
+                    "concurrent", args.requests, args.concurrency
                 )
-                results["concurrent"] = compare(
-                    direct, proxied, time.perf_counter() - start, errors
-                )
+                results["concurrent"] = compare(direct, proxied, wall, errors)
 
             asyncio.run(phases())
             results["gateway_in_process"] = in_process_overhead(directory / "decisions.jsonl")

@@ -38,6 +38,9 @@ class Decision:
     """Calibrated P(label = tier) from the model; empty when a rule decided without it."""
     latency_us: float = 0.0
     reason: str = ""
+    features: np.ndarray | None = field(default=None, repr=False, compare=False)
+    """The feature vector the model saw (None when the policy decided without the model), so a
+    gateway can log it without extracting twice. Not part of ``to_dict``."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,7 +117,7 @@ class Router:
         features = self._extractor.extract_parsed(parsed)
         probabilities = self.model.predict_proba(features[None, :])[0].tolist()
         risks = self.model.calibrator.risk_row(probabilities)
-        return self._auto_decision(risks, rule, start)
+        return self._auto_decision(risks, rule, start, features)
 
     def route_batch(self, requests: Iterable[RequestLike]) -> list[Decision]:
         """Decide many requests with one model call; raises ``InvalidRequest`` on a bad one.
@@ -126,11 +129,13 @@ class Router:
         verdicts = [self.policy.decide(request, self._counter.count) for request in parsed]
         auto_rows = [i for i, (tier, _) in enumerate(verdicts) if tier == AUTO]
         risks: dict[int, list[float]] = {}
+        rows: dict[int, np.ndarray] = {}
         if auto_rows:
             features = np.vstack([self._extractor.extract_parsed(parsed[i]) for i in auto_rows])
             risks = dict(zip(auto_rows, self.model.risks(features).tolist(), strict=True))
+            rows = dict(zip(auto_rows, features, strict=True))
         decisions = [
-            self._auto_decision(risks[i], rule, start)
+            self._auto_decision(risks[i], rule, start, rows[i])
             if tier == AUTO
             else self._policy_decision(tier, rule, start)
             for i, (tier, rule) in enumerate(verdicts)
@@ -152,7 +157,13 @@ class Router:
             reason=rule.describe() if rule is not None else f"policy default tier {tier}",
         )
 
-    def _auto_decision(self, risks: list[float], rule: Rule | None, start_ns: int) -> Decision:
+    def _auto_decision(
+        self,
+        risks: list[float],
+        rule: Rule | None,
+        start_ns: int,
+        features: np.ndarray | None = None,
+    ) -> Decision:
         tier_index = choose_tier(risks, self.thresholds)
         tier = TIERS[tier_index]
         above = [1.0, *risks, 0.0]
@@ -163,6 +174,7 @@ class Router:
             probabilities={t: above[k] - above[k + 1] for k, t in enumerate(TIERS)},
             latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
             reason=self._explain(risks, tier_index),
+            features=features,
         )
 
     def _explain(self, risks: list[float], tier_index: int) -> str:
@@ -182,4 +194,5 @@ def _with_latency(decision: Decision, latency_us: float) -> Decision:
         decision.probabilities,
         latency_us,
         decision.reason,
+        decision.features,
     )

@@ -60,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run the pipeline; print the bad-line report and the headline test metrics."""
+    from training.export import ExportError
     from training.pipeline import train
 
     if args.sample is not None and args.sample < 1:
@@ -71,7 +72,7 @@ def run_train(args: argparse.Namespace) -> int:
             target_under_routing=args.target_under_routing, seed=args.seed, sample=args.sample,
             progress=args.progress,
         )
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, ExportError) as exc:
         print(f"router-ml train: {exc}", file=sys.stderr)
         return 1
     if result.report.n_bad:

@@ -35,7 +35,10 @@ DENOISE_METHODS = ("none", "irt")
 def load_config(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """The validated config at ``path`` (None: the default one shipped with ``training``)."""
     source = Path(path) if path is not None else DEFAULT_CONFIG
-    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    try:
+        config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not valid YAML: {exc}") from None
     validate_config(config, str(source))
     return config
 

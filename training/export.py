@@ -48,6 +48,11 @@ def to_onnx(model: LGBMClassifier, n_features: int, target_opset: int) -> onnx.M
     graph.output.append(probability_outputs[0])
     graph_model.doc_string = "router-ml tier classifier: features -> tier probabilities"
     graph.name = "router_ml_tier_model"  # the converter names it with a random uuid
+    # ...and lists opset imports in set order, which varies between processes.
+    opsets = sorted((o.domain, o.version) for o in graph_model.opset_import)
+    del graph_model.opset_import[:]
+    for domain, version in opsets:
+        graph_model.opset_import.add(domain=domain, version=version)
 
     onnx.checker.check_model(graph_model)
     return graph_model

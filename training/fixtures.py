@@ -93,11 +93,10 @@ def write_fixture(directory: str | os.PathLike[str], n: int = 600, seed: int = 0
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     traffic = directory / "traffic.jsonl.gz"
-    with gzip.open(traffic, "wt", encoding="utf-8") as handle:
-        for record in generate_records(n, seed):
-            handle.write(json.dumps(record) + "\n")
-        for line in extra_lines or []:
-            handle.write(line.rstrip("\n") + "\n")
+    lines = [json.dumps(record) for record in generate_records(n, seed)]
+    lines += [line.rstrip("\n") for line in extra_lines or []]
+    # mtime=0: the same records give the same bytes, whenever they are written.
+    traffic.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode("utf-8"), mtime=0))
     catalog = directory / "models.json"
     catalog.write_text(json.dumps(CATALOG), encoding="utf-8")
     return traffic, catalog

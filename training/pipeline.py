@@ -9,6 +9,7 @@ card are those of the file that ships.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -157,6 +158,12 @@ def train(
             "validation_ece": _ece_summary(val_risks, labels[validation]),
             "test": test_metrics,
         },
+        # What the model has seen: a runtime can flag (and escalate) requests outside it.
+        "feature_ranges": {
+            "names": list(FEATURE_SCHEMA.names),
+            "min": features[train_rows].min(axis=0).tolist(),
+            "max": features[train_rows].max(axis=0).tolist(),
+        },
         "data_fingerprint": _fingerprint(data, catalog_path, report, len(records), sample, seed),
         "labels": {
             "rule": "reference (shared data README): cheapest tier within tolerance of the best",
@@ -200,10 +207,17 @@ def _fingerprint(
     sample: int | None,
     seed: int,
 ) -> dict[str, Any]:
-    """Content hashes of the inputs: same fingerprint, same training data."""
+    """Content hashes of the inputs: same fingerprint, same training data.
+
+    Gzip'd files are hashed decompressed: the gzip header holds a timestamp, and re-compressing
+    the same records must not look like new data.
+    """
     files = {}
     for path in [*traffic_files(data), Path(catalog_path)]:
-        files[path.name] = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+        content = path.read_bytes()
+        if path.name.endswith(".gz"):
+            content = gzip.decompress(content)
+        files[path.name] = hashlib.sha256(content).hexdigest()[:16]
     combined = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
     return {
         "sha256": combined,

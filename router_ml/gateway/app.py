@@ -6,6 +6,7 @@ Routes:
   to that tier's upstream with the tier's model name; any other model passes through untouched to
   the upstream serving it. Streams are relayed chunk by chunk, other bodies byte for byte.
 - ``POST /v1/route``: the decision only, for gateways that call upstreams themselves.
+- ``GET /v1/models``: the aliases and tier models, for clients that list models first.
 - ``GET /healthz``, ``GET /metrics`` (Prometheus text).
 
 Clients always get an OpenAI-style answer: a bad body is a 400 naming the field, an internal
@@ -27,6 +28,7 @@ from typing import Any
 
 import anyio
 import httpx
+import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -118,6 +120,7 @@ class Gateway:
             routes=[
                 Route("/v1/chat/completions", self.chat_completions, methods=["POST"]),
                 Route("/v1/route", self.route, methods=["POST"]),
+                Route("/v1/models", self.models, methods=["GET"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.prometheus, methods=["GET"]),
             ],
@@ -145,6 +148,23 @@ class Gateway:
             }
         )
 
+    async def models(self, request: Request) -> Response:
+        """The routing aliases and tier models, for clients that list models before calling."""
+        try:
+            self._authorize(request)
+        except _Rejected as exc:
+            return JSONResponse(exc.body, status_code=exc.status)
+        names = sorted(self.config.aliases) + [t.model for t in self.config.tiers.values()]
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 0, "owned_by": "router-ml"}
+                    for name in dict.fromkeys(names)
+                ],
+            }
+        )
+
     async def prometheus(self, _request: Request) -> Response:
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
@@ -156,7 +176,7 @@ class Gateway:
             payload = self._json_object(await self._read_body(request))
             parsed = self._parse(payload)
             decision = self._decide(parsed, record)
-            self._note_request(record, payload, parsed)
+            self._note_request(record, payload, parsed, decision)
             self.finish(record, 200, "ok")
             return JSONResponse(
                 {"request_id": record.id, **decision.to_dict()},
@@ -191,7 +211,7 @@ class Gateway:
             if model in self.config.aliases:
                 parsed = self._parse(payload)
                 decision = self._decide(parsed, record)
-                self._note_request(record, payload, parsed)
+                self._note_request(record, payload, parsed, decision)
                 first, forward, source = self.config.tiers[decision.tier], payload, decision.source
                 escalation = self.config.escalation
             else:
@@ -203,19 +223,33 @@ class Gateway:
 
         deadline = time.monotonic() + self.config.limits.total_timeout_s
         assert self._pool is not None, "the app's lifespan has not started"
-        outcome = await call_with_escalation(
-            self._pool,
-            first,
-            self.config.tiers,
-            forward,
-            raw,
-            stream,
-            escalation,
-            self.config.limits,
-            deadline,
-            {"x-router-request-id": record.id},
-            self._count_attempt,
-        )
+        try:
+            outcome = await call_with_escalation(
+                self._pool,
+                first,
+                self.config.tiers,
+                forward,
+                raw,
+                stream,
+                escalation,
+                self.config.limits,
+                deadline,
+                {"x-router-request-id": record.id},
+                self._count_attempt,
+            )
+        except Exception:  # a bug of ours still gets an OpenAI-style answer and its log line
+            logger.exception("proxying request %s failed", record.id)
+            self.metrics.errors.inc("internal")
+            return self._answer(
+                record,
+                500,
+                "internal_error",
+                error_body("internal gateway error", kind="server_error", code="internal_error"),
+                {"x-router-request-id": record.id},
+            )
+        except BaseException:  # cancelled (server shutdown): the line still gets written
+            self.finish(record, 499, "aborted")
+            raise
         record.data.update(
             attempts=[a.to_dict() for a in outcome.attempts],
             escalated=outcome.escalated,
@@ -241,7 +275,7 @@ class Gateway:
                 headers,
                 outcome,
             )
-        headers.update(reply.headers)
+        raw_headers = _raw(headers) + reply.headers
         if reply.complete:
             await reply.aclose()
             record.data["usage"] = usage_from_body(reply.body)
@@ -250,8 +284,10 @@ class Gateway:
             self.finish(
                 record, reply.status, "ok" if reply.status < 400 else "upstream_error", outcome
             )
-            return Response(reply.body, status_code=reply.status, headers=headers)
-        return _RelayedStream(self, record, outcome, headers, deadline)
+            response = Response(reply.body, status_code=reply.status)
+            response.raw_headers.extend(raw_headers)
+            return response
+        return _RelayedStream(self, record, outcome, raw_headers, deadline)
 
     # -- steps ---------------------------------------------------------------------------------
 
@@ -340,14 +376,25 @@ class Gateway:
         return decision
 
     def _note_request(
-        self, record: _Record, payload: Mapping[str, Any], parsed: ChatRequest | None
+        self,
+        record: _Record,
+        payload: Mapping[str, Any],
+        parsed: ChatRequest | None,
+        decision: Decision | None = None,
     ) -> None:
-        """Add the features (and, if opted in, the request body) to the log line."""
+        """Add the features (and, if opted in, the request body) to the log line.
+
+        The model's own feature vector is reused when it decided; others are extracted here.
+        """
         if self._extractor is not None and parsed is not None:
             try:
-                features = self._extractor.extract_parsed(parsed)
+                features = (
+                    decision.features
+                    if decision is not None and decision.features is not None
+                    else self._extractor.extract_parsed(parsed)
+                )
                 record.data["feature_schema"] = FEATURE_SCHEMA.hash
-                record.data["features"] = [round(float(v), 6) for v in features]
+                record.data["features"] = np.round(features.astype(np.float64), 6).tolist()
             except Exception:  # features are for analysis; never fail the request over them
                 logger.exception("feature extraction failed for request %s", record.id)
                 self.metrics.errors.inc("features")
@@ -449,7 +496,7 @@ class _RelayedStream:
         gateway: Gateway,
         record: _Record,
         outcome: Outcome,
-        headers: dict[str, str],
+        headers: list[tuple[bytes, bytes]],
         deadline: float,
     ) -> None:
         self.gateway, self.record, self.outcome = gateway, record, outcome
@@ -472,10 +519,8 @@ class _RelayedStream:
             scope_to_cancel.cancel()
 
         try:
-            raw_headers = [
-                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in self.headers.items()
-            ]
-            await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+            await send({"type": "http.response.start", "status": status, "headers": self.headers})
+            self._log_if_done(reply.body, status, usage)
             await send({"type": "http.response.body", "body": reply.body, "more_body": True})
             async with anyio.create_task_group() as group:
                 group.start_soon(watch_disconnect, group.cancel_scope)
@@ -484,6 +529,7 @@ class _RelayedStream:
                     with anyio.fail_after(max(self.deadline - time.monotonic(), 0.0)):
                         async for chunk in reply.rest():
                             usage.feed(chunk)
+                            self._log_if_done(chunk, status, usage)
                             await send(
                                 {"type": "http.response.body", "body": chunk, "more_body": True}
                             )
@@ -492,10 +538,14 @@ class _RelayedStream:
                 except httpx.HTTPError as exc:
                     result = "stream_interrupted"
                     detail = f"upstream failed after streaming started: {type(exc).__name__}: {exc}"
+                except OSError:  # servers other than uvicorn report a vanished client this way
+                    disconnected = True
                 group.cancel_scope.cancel()
             if disconnected:
                 result, detail = "client_disconnected", "client went away while streaming"
             else:
+                # Log before the last bytes: a client that saw the end finds its line written.
+                self._log(status, result, detail, usage)
                 if result == "stream_interrupted":
                     event = error_body(
                         f"{detail}; not retried",
@@ -509,14 +559,18 @@ class _RelayedStream:
                             "more_body": True,
                         }
                     )
-                # Log before the last byte: a client that saw the end finds its line written.
-                self._log(status, result, detail, usage)
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError as exc:  # the ASGI server reports a vanished client this way
             result, detail = "client_disconnected", f"{type(exc).__name__}: {exc}"
         finally:
             await reply.aclose()
             self._log(status, result, detail, usage)
+
+    def _log_if_done(self, chunk: bytes, status: int, usage: SseUsageScanner) -> None:
+        """Log success when the upstream's ``[DONE]`` passes: the answer is complete, and SDKs
+        stop reading (and may hang up) right after it, before the stream's closing frame."""
+        if b"data: [DONE]" in chunk:
+            self._log(status, "ok", None, usage)
 
     def _log(self, status: int, result: str, detail: str | None, usage: SseUsageScanner) -> None:
         if self.record.written:
@@ -536,6 +590,10 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     return JSONResponse(
         error_body(str(exc.detail), code=code), status_code=exc.status_code, headers=exc.headers
     )
+
+
+def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
 
 
 def _invalid(exc: InvalidRequest) -> _Rejected:

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--workers",
         type=int,
         default=1,
-        help="worker processes (default 1; each loads its own model)",
+        help="worker processes (default 1); each loads its own model and writes its own "
+        "decision log, <name>.<pid>.jsonl",
     )
     serve.add_argument(
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
@@ -55,8 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument(
         "--log",
         required=True,
+        nargs="+",
         metavar="FILE",
-        help="the active decision log; its rotated backups are read too",
+        help="the active decision log(s) (one per worker with --workers); rotated backups "
+        "are read too",
     )
     export.add_argument("--outcomes", required=True, metavar="FILE", help="outcomes JSONL")
     export.add_argument("--out", required=True, metavar="FILE", help="traffic JSONL to write")
@@ -113,11 +116,24 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def app_from_env():
-    """App factory for multi-worker uvicorn: each worker loads the config named by the env var."""
+    """App factory for multi-worker uvicorn: each worker loads the config named by the env var.
+
+    Each worker writes its own decision log (``decisions.jsonl`` → ``decisions.<pid>.jsonl``):
+    processes rotating one shared file would rename it under each other's feet.
+    """
+    import dataclasses
+
     from router_ml.gateway.app import create_app
     from router_ml.gateway.config import GatewayConfig
 
-    return create_app(GatewayConfig.load(os.environ[CONFIG_ENV_VAR]))
+    config = GatewayConfig.load(os.environ[CONFIG_ENV_VAR])
+    path = config.decision_log.path
+    if path is not None:
+        own = path.with_name(f"{path.stem}.{os.getpid()}{path.suffix}")
+        config = dataclasses.replace(
+            config, decision_log=dataclasses.replace(config.decision_log, path=own)
+        )
+    return create_app(config)
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ import json
 import math
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,19 +87,24 @@ def _check_outcome(raw: Any, where: str) -> str:
 
 
 def export_traffic(
-    log_path: str | os.PathLike[str],
+    log_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     outcomes_path: str | os.PathLike[str],
     out_path: str | os.PathLike[str],
     source: str = "gateway",
 ) -> ExportReport:
     """Write traffic records for every logged request with an outcome; returns the report.
 
-    ``log_path`` is the active log; its rotated backups (``.1``, ``.2``, ...) are read too. The
-    output is written to a temporary file and renamed, so a failed export leaves no half file.
+    ``log_path`` is the active log, or several (one per worker process); rotated backups
+    (``.1``, ``.2``, ...) are read too. The output is written to a temporary file and renamed, so
+    a failed export leaves no half file.
     """
-    files = log_files(log_path)
-    if not files:
-        raise ValueError(f"{log_path}: no decision log (or rotated backups) found")
+    paths = [log_path] if isinstance(log_path, str | os.PathLike) else list(log_path)
+    files = []
+    for path in paths:
+        found = log_files(path)
+        if not found:
+            raise ValueError(f"{path}: no decision log (or rotated backups) found")
+        files += found
     outcomes = read_outcomes(outcomes_path)
     report = ExportReport()
     used: set[str] = set()

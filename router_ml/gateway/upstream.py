@@ -22,18 +22,18 @@ from router_ml.gateway.config import Limits, Upstream
 
 HOP_BY_HOP = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-        "content-length",
-        "content-encoding",
-        "set-cookie",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"trailers",
+        b"transfer-encoding",
+        b"upgrade",
+        b"content-length",
+        b"content-encoding",
+        b"set-cookie",
     }
 )
 """Upstream response headers the proxy does not relay (the ASGI server frames the body itself)."""
@@ -53,7 +53,8 @@ class UpstreamReply:
     """An answer that has started: status, relayable headers and the bytes read so far."""
 
     status: int
-    headers: list[tuple[str, str]]
+    headers: list[tuple[bytes, bytes]]
+    """Relayable response headers as raw ASGI pairs (lower-case names)."""
     body: bytes
     """The whole body when ``complete``; else the first chunk of a stream."""
     complete: bool
@@ -108,6 +109,11 @@ class UpstreamPool:
             max_connections=limits.max_connections, max_keepalive_connections=limits.max_connections
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
+        # Parsed once: httpx would otherwise parse and join the URL on every request.
+        self._urls = {
+            name: httpx.URL(upstream.base_url + "/chat/completions")
+            for name, upstream in upstreams.items()
+        }
         for name, upstream in upstreams.items():
             headers = {
                 "content-type": "application/json",
@@ -117,7 +123,6 @@ class UpstreamPool:
             if upstream.api_key:
                 headers["authorization"] = f"Bearer {upstream.api_key}"
             self._clients[name] = httpx.AsyncClient(
-                base_url=upstream.base_url + "/",
                 headers=headers,
                 timeout=timeout,
                 limits=pool_limits,
@@ -141,7 +146,7 @@ class UpstreamPool:
         """
         client = self._clients[upstream]
         request = client.build_request(
-            "POST", "chat/completions", content=body, headers=dict(extra_headers or {})
+            "POST", self._urls[upstream], content=body, headers=extra_headers
         )
         start = time.perf_counter()
         response: httpx.Response | None = None
@@ -194,8 +199,9 @@ def _is_event_stream(response: httpx.Response) -> bool:
     return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
-def _relayable(response: httpx.Response) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in response.headers.items() if k.lower() not in HOP_BY_HOP]
+def _relayable(response: httpx.Response) -> list[tuple[bytes, bytes]]:
+    pairs = ((name.lower(), value) for name, value in response.headers.raw)
+    return [(name, value) for name, value in pairs if name not in HOP_BY_HOP]
 
 
 async def _close(response: httpx.Response | None) -> None:

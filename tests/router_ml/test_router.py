@@ -135,3 +135,16 @@ def test_concurrent_callers_get_the_sequential_answers(router: Router) -> None:
                 assert np.allclose([p_got[t] for t in TIERS], [p_expected[t] for t in TIERS])
         batches = list(pool.map(router.route_batch, [requests] * 4))
     assert all([d.tier for d in batch] == [e[0] for e in expected] for batch in batches)
+
+
+def test_auto_decisions_carry_the_features_the_model_saw(tiny_model_dir: Path) -> None:
+    from router_ml.features import FeatureExtractor
+
+    router = Router.load(tiny_model_dir, policy=REPO / "examples" / "policy-rules.yaml")
+    followup = next(r for r in EXAMPLES if len(r["messages"]) == 3 and not r.get("tools"))
+    expected = FeatureExtractor().extract(followup)
+    for decision in (router.route(followup), router.route_batch([EXAMPLES[0], followup])[1]):
+        assert decision.source == "auto"
+        np.testing.assert_array_equal(decision.features, expected)
+        assert "features" not in decision.to_dict()
+    assert router.route(EXAMPLES[0]).features is None  # a rule decided; the model never ran

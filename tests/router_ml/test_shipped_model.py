@@ -21,13 +21,17 @@ SHIPPED = REPO / "models" / "default"
 
 
 def real_requests(shared_root: Path | None, per_file: int = 150) -> list[dict]:
-    requests = [json.loads(line)["request"] for line in (REPO / "examples" / "requests.jsonl").open()]
+    requests = [
+        json.loads(line)["request"] for line in (REPO / "examples" / "requests.jsonl").open()
+    ]
     if shared_root is not None:
         for path in sorted((shared_root / "traffic").glob("*.jsonl.gz")) + sorted(
             (shared_root / "requests").glob("*.jsonl.gz")
         ):
             with gzip.open(path, "rt", encoding="utf-8") as handle:
-                requests += [json.loads(line)["request"] for line in itertools.islice(handle, per_file)]
+                requests += [
+                    json.loads(line)["request"] for line in itertools.islice(handle, per_file)
+                ]
     return requests
 
 

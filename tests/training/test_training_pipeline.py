@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +24,9 @@ def test_model_directory_has_every_artifact(tiny_model_dir: Path) -> None:
     assert metadata["format_version"] == 1 and metadata["tiers"] == list(TIERS)
     assert metadata["feature_schema"] == FEATURE_SCHEMA.to_dict()
     for key in ("calibration", "operating_points", "default_operating_point", "metrics",
-                "data_fingerprint", "library_versions", "training_config"):
+                "data_fingerprint", "library_versions", "training_config", "feature_ranges"):
         assert key in metadata
+    assert len(metadata["feature_ranges"]["max"]) == len(FEATURE_SCHEMA.names)
     assert metadata["metrics"]["onnx_parity_max_abs_diff"] <= 1e-5
     assert sum(p.stat().st_size for p in tiny_model_dir.iterdir()) < 5_000_000
     card = (tiny_model_dir / "MODEL_CARD.md").read_text()
@@ -107,3 +109,18 @@ def test_quick_model_on_a_sample_of_the_real_traffic(shared_data: Path, tmp_path
     assert result.report.n_bad == 0
     assert pooled["apgr"] > 0.5  # better than random ranking of economy vs premium
     TierModel.load(result.out_dir)
+
+
+def test_model_file_is_identical_across_processes(tmp_path: Path) -> None:
+    """String hashing differs per process; nothing in the artifacts may depend on it."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    for hash_seed in ("1", "2"):
+        out = str(tmp_path / hash_seed)
+        code = f"from training.fixtures import build_tiny_model; build_tiny_model({out!r})"
+        subprocess.run([sys.executable, "-c", code], cwd=repo, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+    for name in ("model.onnx", "metadata.json", "MODEL_CARD.md"):
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()

@@ -127,3 +127,16 @@ def test_cli_reports_and_fails_when_nothing_joins(
     assert "wrote 0 traffic records" in capsys.readouterr().out
     args.log = str(tmp_path / "missing.jsonl")
     assert run_export(args) == 2
+
+
+def test_one_log_per_worker_are_joined_together(tmp_path: Path) -> None:
+    request = {"messages": [{"role": "user", "content": "hi"}]}
+    for worker in (101, 202):
+        log = DecisionLog(tmp_path / f"d.{worker}.jsonl")
+        log.write({"id": f"r{worker}", "status": 200, "model": "m", "request": request})
+        log.close()
+    outcomes = write_jsonl(
+        tmp_path / "o.jsonl", [{"id": "r101", "tier": "economy"}, {"id": "r202", "score": 0.0}]
+    )
+    logs = [tmp_path / "d.101.jsonl", tmp_path / "d.202.jsonl"]
+    assert export_traffic(logs, outcomes, tmp_path / "t.jsonl").written == 2

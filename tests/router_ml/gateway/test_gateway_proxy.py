@@ -263,3 +263,8 @@ def test_health_and_metrics(gateway: RunningGateway) -> None:
     assert 'router_ml_requests_total{endpoint="chat.completions",status="200"} 1' in text
     assert "router_ml_route_latency_seconds_count 1" in text
     assert 'router_ml_upstream_latency_seconds_count{tier="economy",outcome="ok"} 1' in text
+
+
+def test_models_lists_aliases_and_tier_models(gateway: RunningGateway) -> None:
+    names = [model.id for model in client(gateway).models.list()]
+    assert names == ["auto", "router-ml", "eco-model", "std-model", "pro-model"]
