@@ -138,10 +138,11 @@ _CUE_PHRASES = tuple(
     (phrase, name) for name, (_, phrases) in TASK_CUES.items() for phrase in phrases
 )
 _PUNCTUATION_TO_SPACE = str.maketrans({c: " " for c in ".,;:!?()[]{}\"'`*/"})
-# One scan of the lower-cased text finds both multiple-choice options ("B) ...") and few-shot
-# markers ("Q:", "Answer:"), at line starts.
+# One scan of "\n" + the lower-cased text finds both multiple-choice options ("B) ...") and
+# few-shot markers ("Q:", "Answer:") at line starts; the literal "\n" prefix lets the regex engine
+# jump from newline to newline instead of trying every position (8x faster than "(?m)^").
 _LINE_MARKER_RE = re.compile(
-    r"(?m)^[ \t]*(?:(\(?[a-j][.)]\s)|(?:answer|a|q|question|input|output|example)[ \t]*\d*[ \t]*:)"
+    r"\n[ \t]*(?:(\(?[a-j][.)]\s)|(?:answer|a|q|question|input|output|example)[ \t]*\d*[ \t]*:)"
 )
 _LATEX_MARKERS = ("\\frac", "\\sqrt", "\\begin", "\\sum", "\\int", "\\math", "$")
 _NON_LATIN_RE = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f]")
@@ -360,9 +361,9 @@ def _text_signals(text: str, v: list[float]) -> None:
     v[ix["code_char_ratio"]] = (n - len(text.translate(_DELETE_CODE))) / n
     v[ix["math_char_ratio"]] = (n - len(text.translate(_DELETE_MATH))) / n
     v[ix["digit_ratio"]] = (n - len(text.translate(_DELETE_DIGITS))) / n
-    v[ix["has_latex"]] = any(marker in text for marker in _LATEX_MARKERS)
+    v[ix["has_latex"]] = ("\\" in text or "$" in text) and any(m in text for m in _LATEX_MARKERS)
     v[ix["n_question_marks"]] = text.count("?")
-    markers = _LINE_MARKER_RE.findall(lowered)
+    markers = _LINE_MARKER_RE.findall("\n" + lowered)
     n_choices = sum(1 for choice in markers if choice)
     v[ix["n_choice_options"]] = n_choices
     v[ix["n_few_shot_markers"]] = len(markers) - n_choices
