@@ -384,10 +384,11 @@ def _looks_like_error(tool_result: str) -> bool:
 
 
 def _tools(request: ChatRequest, v: list[float]) -> None:
-    """Size and shape of the tool definitions, walked iteratively with a node cap.
+    """Size and shape of the tool definitions, walked level by level with a node cap.
 
-    Leaves (strings, numbers) are measured where their container is read instead of being pushed
-    on the stack: most nodes of a JSON schema are leaves, and this halves the walk.
+    Leaves (strings, numbers) are measured where their container is read instead of being queued:
+    most nodes of a JSON schema are leaves, and skipping the queue makes the walk several times
+    cheaper. Containers beyond ``SCHEMA_NODE_CAP`` nodes are not read.
     """
     ix = _INDEX
     v[ix["tool_choice"]] = TOOL_CHOICE_CODES[request.tool_choice]
@@ -395,31 +396,43 @@ def _tools(request: ChatRequest, v: list[float]) -> None:
         return
     chars = max_depth = n_params = n_required = n_enum = 0
     budget = SCHEMA_NODE_CAP
-    stack: list[tuple[Any, int]] = [(tool, 0) for tool in request.tools]
-    while stack and budget > 0:
-        node, depth = stack.pop()
-        budget -= 1
-        if type(node) is dict:
-            max_depth = max(max_depth, depth)
-            properties = node.get("properties")
-            if type(properties) is dict:
-                n_params += len(properties)
-            required = node.get("required")
-            if type(required) is list:
-                n_required += len(required)
-            if type(node.get("enum")) is list:
-                n_enum += 1
-            children: Iterable[Any] = node.values()
-            chars += sum(len(key) if type(key) is str else 1 for key in node)
-        else:
-            children = node
-        for child in children:
-            kind = type(child)
-            if kind is dict or kind is list:
-                stack.append((child, depth + 1))
+    level: list[Any] = list(request.tools)
+    depth = 0
+    while level and budget > 0:
+        deeper: list[Any] = []
+        for node in level:
+            budget -= 1
+            if budget < 0:
+                break
+            if type(node) is dict:
+                max_depth = depth
+                properties = node.get("properties")
+                if type(properties) is dict:
+                    n_params += len(properties)
+                required = node.get("required")
+                if type(required) is list:
+                    n_required += len(required)
+                if type(node.get("enum")) is list:
+                    n_enum += 1
+                try:
+                    chars += sum(map(len, node))
+                except TypeError:  # a non-string key, possible in a dict built in Python
+                    chars += sum(len(key) if type(key) is str else 1 for key in node)
+                children: Iterable[Any] = node.values()
             else:
-                budget -= 1
-                chars += len(child) if kind is str else 1
+                children = node
+            for child in children:
+                kind = type(child)
+                if kind is str:
+                    chars += len(child)
+                    budget -= 1
+                elif kind is dict or kind is list:
+                    deeper.append(child)
+                else:
+                    chars += 1
+                    budget -= 1
+        level = deeper
+        depth += 1
     v[ix["n_tools"]] = len(request.tools)
     v[ix["tools_schema_chars"]] = chars
     v[ix["tools_max_depth"]] = max_depth
