@@ -23,6 +23,13 @@ from router_ml.request import ChatRequest, parse_request
 from router_ml.tokenizer import TokenCounter
 
 RequestLike = ChatRequest | Mapping[str, Any] | str | bytes
+_WARM_UP_REQUEST = {
+    "messages": [
+        {"role": "system", "content": "You are a helpful assistant."},
+        {"role": "user", "content": "Summarize the following text in one sentence: warm-up. " * 20},
+    ],
+    "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,10 @@ class Router:
         self.thresholds = tuple(self.operating_point.thresholds)
         self._counter = TokenCounter()
         self._extractor = FeatureExtractor(self._counter)
+        # The first extraction pays for lazy allocations (tokenizer, regex caches, ONNX arenas):
+        # pay it here, not on a client's request.
+        warm_up = self._extractor.extract(_WARM_UP_REQUEST)
+        self.model.predict_proba(warm_up[None, :])
 
     @classmethod
     def load(
