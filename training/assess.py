@@ -56,11 +56,16 @@ def gather_evidence(
     input_tokens = features[:, _TOKENS_TOTAL].astype(np.float64)
     output_tokens = np.full(len(records), float(assumed_output_tokens))
     prices = np.array([tier_prices[t] for t in TIERS], dtype=np.float64)
+    # A tier the record has no evidence for is served (scored and paid) by the tier that stands in
+    # for it (metrics.serving_tiers), the same accounting as `router-ml eval`: a router earns no
+    # stronger tier's score at a cheaper tier's price.
+    serving = m.serving_tiers(raw)
+    rows = np.arange(len(records))[:, None]
     return Evidence(
         labels=np.asarray(labels, dtype=np.int64),
         sources=np.array([r.source for r in records]),
-        scores=m.fill_missing_tier_scores(raw),
-        costs=m.request_costs(input_tokens, output_tokens, prices),
+        scores=raw[rows, serving],
+        costs=m.request_costs(input_tokens, output_tokens, prices)[rows, serving],
     )
 
 

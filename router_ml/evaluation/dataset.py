@@ -15,7 +15,11 @@ from typing import Any
 import numpy as np
 
 from router_ml.calibration import TIERS
-from router_ml.evaluation.metrics import fill_missing_tier_scores, request_costs
+from router_ml.evaluation.metrics import (
+    fill_missing_tier_scores,
+    request_costs,
+    serving_tiers,
+)
 from router_ml.request import parse_request
 from router_ml.tokenizer import TokenCounter
 
@@ -52,8 +56,13 @@ class EvalSet:
 
     @property
     def filled_scores(self) -> np.ndarray:
-        """Scores with missing tiers imputed (see ``metrics.fill_missing_tier_scores``)."""
+        """Score of the tier that serves each routing choice (``metrics.serving_tiers``)."""
         return fill_missing_tier_scores(self.scores)
+
+    @property
+    def serving_costs(self) -> np.ndarray:
+        """Cost of the tier that serves each routing choice: the cost twin of ``filled_scores``."""
+        return self.costs[np.arange(len(self))[:, None], serving_tiers(self.scores)]
 
     def subset(self, mask: np.ndarray) -> EvalSet:
         """The records where ``mask`` is true, in order."""

@@ -59,7 +59,7 @@ def run_router(router: TierRouter, eval_set: EvalSet, kind: str) -> RouterRun:
 def routing_summary(eval_set: EvalSet, chosen: np.ndarray) -> dict[str, Any]:
     """Agreement with the label and what the traffic would get and pay."""
     labels = eval_set.labels
-    scores = eval_set.filled_scores
+    scores = eval_set.filled_scores  # computed once: it is a property
     return {
         "n": len(labels),
         "accuracy": m.tier_accuracy(labels, chosen),
@@ -67,8 +67,8 @@ def routing_summary(eval_set: EvalSet, chosen: np.ndarray) -> dict[str, Any]:
         "macro_f1": m.macro_f1(labels, chosen),
         "under_routing": m.under_routing_rate(labels, chosen),
         "over_routing": m.over_routing_rate(labels, chosen),
-        "quality_kept": m.quality_kept(scores, chosen),
-        "cost_relative": m.cost_relative(eval_set.costs, chosen),
+        "quality_kept": _or_nan(m.quality_kept, scores, chosen),
+        "cost_relative": m.cost_relative(eval_set.serving_costs, chosen),
         "tier_shares": dict(zip(TIERS, m.tier_shares(chosen).tolist(), strict=True)),
         "confusion": m.confusion_matrix(labels, chosen).tolist(),
     }
@@ -103,15 +103,15 @@ def cost_quality(eval_set: EvalSet, run: RouterRun) -> dict[str, Any]:
     A sweep is closed with the all-economy and all-premium points (any threshold router reaches
     both), and AIQ is taken over the shared range from all-economy cost to all-premium cost.
     """
-    scores = eval_set.filled_scores
+    scores, costs_per_tier = eval_set.filled_scores, eval_set.serving_costs
     n = len(eval_set)
-    point = (m.cost_relative(eval_set.costs, run.chosen), m.quality_kept(scores, run.chosen))
+    point = (m.cost_relative(costs_per_tier, run.chosen), m.quality_kept(scores, run.chosen))
     result: dict[str, Any] = {"point": list(point), "hull": None, "aiq": None}
     if run.sweep is None:
         return result
     anchors = np.stack([np.zeros(n, dtype=np.int64), np.full(n, len(TIERS) - 1)])
     choices = np.concatenate([run.sweep, anchors])
-    costs = np.array([m.cost_relative(eval_set.costs, c) for c in choices])
+    costs = np.array([m.cost_relative(costs_per_tier, c) for c in choices])
     quality = np.array([m.quality_kept(scores, c) for c in choices])
     hull_c, hull_q = m.nondecreasing_convex_hull(costs, quality)
     result["hull"] = {"cost": hull_c.tolist(), "quality": hull_q.tolist()}
@@ -165,3 +165,11 @@ def _label_shares(eval_set: EvalSet, sources: Sequence[str]) -> dict[str, dict[s
         labels = eval_set.labels[eval_set.sources == source]
         shares[source] = dict(zip(TIERS, m.tier_shares(labels).tolist(), strict=True))
     return shares
+
+
+def _or_nan(metric: Any, *args: Any) -> float:
+    """The metric, or NaN where it is undefined (e.g. premium scores zero on a tiny subset)."""
+    try:
+        return float(metric(*args))
+    except ValueError:
+        return float("nan")

@@ -95,28 +95,40 @@ def tier_shares(chosen: np.ndarray, n_tiers: int = N_TIERS) -> np.ndarray:
     return np.bincount(chosen, minlength=n_tiers)[:n_tiers] / chosen.size
 
 
-def fill_missing_tier_scores(scores: np.ndarray) -> np.ndarray:
-    """Per-tier scores ``(n, n_tiers)`` with each NaN replaced by the nearest tier that has one.
+def serving_tiers(scores: np.ndarray) -> np.ndarray:
+    """``(n, n_tiers)`` index of the tier that serves a record routed to each tier.
 
-    The nearest *more capable* tier is preferred, then the nearest cheaper one: a deployment that
-    lacks a tier escalates. Outcome metrics need a score for whatever tier a router picks, and
-    this keeps every router on the same records. Rows with no score at all are an error.
+    A tier the record has a score for serves itself. A tier without one is served by the nearest
+    *more capable* tier that has one, else the nearest cheaper one: a deployment that lacks a
+    tier escalates. Quality and cost both follow the serving tier, so routing to a tier the data
+    has no evidence for earns neither a stronger tier's quality at a cheaper price nor the
+    reverse. Rows with no score at all are an error.
     """
-    scores = np.array(scores, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2:
         raise ValueError("scores must be (n_records, n_tiers)")
-    if np.isnan(scores).all(axis=1).any():
+    present = ~np.isnan(scores)
+    if not present.any(axis=1).all():
         raise ValueError("a record has no tier score at all")
-    filled = scores.copy()
     n_tiers = scores.shape[1]
+    serving = np.tile(np.arange(n_tiers), (scores.shape[0], 1))
     for k in range(n_tiers):
-        order = [*range(k + 1, n_tiers), *range(k - 1, -1, -1)]
-        for other in order:
-            missing = np.isnan(filled[:, k])
-            if not missing.any():
-                break
-            filled[missing, k] = scores[missing, other]
-    return filled
+        unresolved = ~present[:, k]
+        for other in [*range(k + 1, n_tiers), *range(k - 1, -1, -1)]:
+            take = unresolved & present[:, other]
+            serving[take, k] = other
+            unresolved &= ~take
+    return serving
+
+
+def fill_missing_tier_scores(scores: np.ndarray) -> np.ndarray:
+    """Per-tier scores ``(n, n_tiers)`` with each NaN replaced by its serving tier's score.
+
+    See :func:`serving_tiers`; outcome metrics need a score for whatever tier a router picks, and
+    this keeps every router on the same records.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    return scores[np.arange(scores.shape[0])[:, None], serving_tiers(scores)]
 
 
 def realised_scores(scores: np.ndarray, chosen: np.ndarray) -> np.ndarray:

@@ -26,14 +26,17 @@ def _pyplot() -> Any:
 def cost_quality_plot(report: dict[str, Any], path: Path) -> Path:
     """Every router on one cost–quality plane: sweeps as hull curves, fixed routers as points."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     markers = "osD^vP*Xh<>"
     for i, router in enumerate(report["routers"]):
         cq = router["cost_quality"]
         cost, quality = cq["point"]
         line = None
         if cq["hull"] is not None:
-            (line,) = ax.plot(cq["hull"]["cost"], cq["hull"]["quality"], lw=1.5,
+            # the hull is held flat after its best point: paying more never has to lose quality
+            hull_cost = [*cq["hull"]["cost"], 1.0]
+            hull_quality = [*cq["hull"]["quality"], cq["hull"]["quality"][-1]]
+            (line,) = ax.plot(hull_cost, hull_quality, lw=1.5,
                               label=f"{router['name']} (AIQ {cq['aiq']:.3f})")
         color = line.get_color() if line is not None else None
         ax.scatter([cost], [quality], marker=markers[i % len(markers)], s=60, color=color,
@@ -43,7 +46,7 @@ def cost_quality_plot(report: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("quality kept (mean outcome / always-premium)")
     ax.set_title("Cost–quality: curves are threshold sweeps (hull), markers the shipped settings")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 
@@ -166,7 +169,7 @@ def traffic_plot(rows: list[dict[str, Any]], eval_set: Any, path: Path) -> Path:
         bottom += values
     labels_ax.set_xlabel("share of labeled records")
     labels_ax.set_title("Needed tier (label) per source")
-    labels_ax.legend(fontsize=8)
+    labels_ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=3)
     spend_ax.barh(names, [r["premium_spend_share"] for r in sources], color="tab:red")
     spend_ax.set_xlabel("share of the all-premium bill")
     spend_ax.set_title("Where the spend goes if everything is premium")

@@ -17,9 +17,20 @@ HEADLINE_WORKLOAD_PREFERENCE = ("tau_airline", "arena_hard")
 
 def write_json(report: dict[str, Any], path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, sort_keys=False, default=_json_default) + "\n",
-                    encoding="utf-8")
+    text = json.dumps(_finite(report), indent=2, default=_json_default, allow_nan=False)
+    path.write_text(text + "\n", encoding="utf-8")
     return path
+
+
+def _finite(value: Any) -> Any:
+    """NaN (an undefined metric) becomes null: strict JSON has no NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _json_default(value: Any) -> Any:
@@ -280,9 +291,10 @@ def _definitions() -> list[str]:
         "- *Accuracy*: share routed exactly to the label tier. *Under-routing*: share sent to a "
         "tier below the label; *over-routing*: above it.",
         "- *Quality kept*: mean outcome of the chosen tier's representative models divided by "
-        "always-premium's; a tier without a score on a record takes the next more capable "
-        "tier's (else the next cheaper).",
-        "- *Cost vs premium*: total cost at the catalog's tier prices divided by always-premium's.",
+        "always-premium's. Where a record has no model of the chosen tier, the request is served "
+        "(scored and paid) by the next more capable tier that has one, else the next cheaper.",
+        "- *Cost vs premium*: total cost of the serving tiers at the catalog's tier prices divided "
+        "by always-premium's (same serving rule).",
         "- *PGR* = (r(router) − r(economy)) / (r(premium) − r(economy)); *APGR* = area under PGR "
         "against the share of premium calls; *CPT(x)* = smallest premium share reaching PGR x "
         "(RouteLLM, Ong et al. 2024).",

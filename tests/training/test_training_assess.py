@@ -29,7 +29,9 @@ def test_evidence_fills_missing_tiers_by_escalation_and_prices_requests() -> Non
     evidence = gather_evidence(records, np.array([2, 1]), features, reps,
                                {"economy": (1, 1), "standard": (3, 3), "premium": (15, 15)}, 0)
     assert evidence.scores.tolist() == [[0, 1, 1], [0, 1, 1]]  # standard filled from premium
-    assert evidence.costs[0].tolist() == pytest.approx([0.001, 0.003, 0.015])
+    # ...and paid at premium's price: routing to a tier without evidence earns no discount.
+    assert evidence.costs[0].tolist() == pytest.approx([0.001, 0.015, 0.015])
+    assert evidence.costs[1].tolist() == pytest.approx([0.001, 0.003, 0.015])
 
 
 def test_assess_reports_pooled_and_per_source() -> None:

@@ -61,6 +61,8 @@ def test_build_eval_set_drops_unlabeled_records_and_prices_each_tier() -> None:
     tokens = TokenCounter().count("hello world")
     expected = (tokens * np.array([1.0, 3.0, 15.0]) + 1000 * np.array([5.0, 15.0, 75.0])) / 1e6
     np.testing.assert_allclose(eval_set.costs[0], expected)
+    # record a has no standard model: standard is served (and paid) as premium
+    np.testing.assert_allclose(eval_set.serving_costs[0], expected[[0, 2, 2]])
     only_c = eval_set.subset(np.array([False, True]))
     assert only_c.ids == ("c",) and only_c.costs.shape == (1, 3)
     with pytest.raises(ValueError):

@@ -55,6 +55,9 @@ def test_fill_missing_tier_scores_prefers_the_next_more_capable_tier() -> None:
     np.testing.assert_array_equal(m.fill_missing_tier_scores(scores), expected)
     with pytest.raises(ValueError, match="no tier score"):
         m.fill_missing_tier_scores(np.array([[np.nan, np.nan, np.nan]]))
+    np.testing.assert_array_equal(
+        m.serving_tiers(scores), [[1, 1, 2], [0, 2, 2], [0, 1, 1], [0, 0, 0]]
+    )
 
 
 def test_quality_kept_by_hand() -> None:

@@ -26,4 +26,10 @@ def test_notebook_runs_on_a_sample(name: str, tmp_path: Path, monkeypatch) -> No
         sys.path.remove(str(REPO / "notebooks"))
     monkeypatch.setenv("ROUTER_ML_DATA", str(DATA))
     assert main(["--sample", "300", "--out", str(tmp_path), "--timeout", "900", name]) == 0
-    assert (tmp_path / name).stat().st_size > (REPO / "notebooks" / name).stat().st_size
+    import nbformat
+
+    executed = nbformat.read(tmp_path / name, as_version=4)
+    code_cells = [c for c in executed.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code_cells)
+    assert not any(o.get("output_type") == "error" for c in code_cells for o in c.outputs)
+    assert "sample: 300" in code_cells[0].outputs[0]["text"]

@@ -65,3 +65,14 @@ def test_run_bench_reports_every_router_and_workload_with_ratios() -> None:
     assert len(result["samples_us"]["always-economy"]["small"]) == 20
     assert run_bench(routers, workloads, n_calls=5, warmup=0, batch_size=2, batch_repeats=1,
                      reference="absent")["reference"] is None
+
+
+def test_latency_plot_is_written(tmp_path) -> None:
+    from router_ml.evaluation.plots import latency_plot
+
+    workloads = {"small": [generated_prompt(100, s) for s in range(3)]}
+    bench = run_bench([AlwaysTier("economy")], workloads, n_calls=10, warmup=0, batch_size=2,
+                      batch_repeats=1)
+    bench["results"] = {"router-ml": bench["results"]["always-economy"]}
+    bench["samples_us"] = {"router-ml": bench["samples_us"]["always-economy"]}
+    assert latency_plot(bench, tmp_path / "latency.png").stat().st_size > 1000
