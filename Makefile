@@ -34,13 +34,22 @@ lint: $(VENV)/.dev
 model: $(VENV)/.dev
 	$(BIN)/router-ml train --data $(DATA)/traffic --catalog $(DATA)/models.json --out models/default
 
-## eval: routing quality of the shipped model and the baselines, report in reports/eval
+## eval: routing quality on the held-out test split, ours vs baselines and peers, with the speed bench
 eval: $(VENV)/.dev
-	$(BIN)/router-ml eval --model models/default --data $(DATA)/traffic --catalog $(DATA)/models.json --report reports/eval
+	$(BIN)/router-ml eval --split test --bench --data $(DATA)/traffic --catalog $(DATA)/models.json --report reports/eval
 
-## bench: route() latency and throughput against the baselines
+## bench: route() latency and throughput against the baselines, and the runtime's own budget
 bench: $(VENV)/.dev
-	$(BIN)/router-ml bench --requests $(DATA)/requests --report reports/bench
+	$(BIN)/router-ml bench --requests $(DATA)/requests/*.jsonl.gz --report reports/bench
+	$(BIN)/python benchmarks/runtime_budget.py --data $(DATA)
+
+## bench-gateway: the proxy's added latency under load (2,000 requests, 32 clients, loopback)
+bench-gateway: $(VENV)/.dev
+	$(BIN)/python benchmarks/gateway_load.py --requests 2000 --concurrency 32
+
+## notebooks: re-run the notebooks on all data and save their outputs
+notebooks: $(VENV)/.dev
+	$(BIN)/python notebooks/run_notebooks.py --in-place
 
 serve: $(VENV)/.dev
 	$(BIN)/router-ml serve --config examples/gateway.yaml

@@ -7,6 +7,7 @@ an in-sample accuracy next to a held-out one is the most common way a router rep
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,17 @@ def _json_default(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _per_source_table(title: str, routers: list[dict[str, Any]], sources: list[str],
+                      cell: Callable[[dict[str, Any]], str]) -> list[str]:
+    """A Markdown table: one row per router, one column per source, ``cell`` of its metrics."""
+    header = "| router | " + " | ".join(sources) + " |"
+    lines = [title, "", header, "|---|" + "---:|" * len(sources)]
+    for router in routers:
+        cells = [cell(router["per_source"][s]) for s in sources]
+        lines.append(f"| {router['name']} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _pct(value: float | None) -> str:
@@ -195,26 +207,11 @@ def _per_source_section(report: dict[str, Any]) -> list[str]:
     if not routers:
         return out
     sources = sorted(routers[0]["per_source"])
-    out += ["Accuracy (under-routing) per source:", "",
-            "| router | " + " | ".join(sources) + " |",
-            "|---|" + "---:|" * len(sources)]
-    for router in routers:
-        cells = [
-            f"{_pct(router['per_source'][s]['accuracy'])} "
-            f"({_pct(router['per_source'][s]['under_routing'])})"
-            for s in sources
-        ]
-        out.append(f"| {router['name']} | " + " | ".join(cells) + " |")
-    out += ["", "Cost vs premium / quality kept per source:", "",
-            "| router | " + " | ".join(sources) + " |",
-            "|---|" + "---:|" * len(sources)]
-    for router in routers:
-        cells = [
-            f"{_pct(router['per_source'][s]['cost_relative'])} / "
-            f"{_pct(router['per_source'][s]['quality_kept'])}"
-            for s in sources
-        ]
-        out.append(f"| {router['name']} | " + " | ".join(cells) + " |")
+    out += _per_source_table("Accuracy (under-routing) per source:", routers, sources,
+                             lambda m: f"{_pct(m['accuracy'])} ({_pct(m['under_routing'])})")
+    out += [""]
+    out += _per_source_table("Cost vs premium / quality kept per source:", routers, sources,
+                             lambda m: f"{_pct(m['cost_relative'])} / {_pct(m['quality_kept'])}")
     majority = [_pct(routers[0]["per_source"][s]["majority_accuracy"]) for s in sources]
     out += ["", "| majority-label accuracy | " + " | ".join(majority) + " |", "|---|"
             + "---:|" * len(sources), ""]
