@@ -8,7 +8,6 @@ so ``router-ml --help`` stays fast and works without the optional extras install
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
 import json
 import sys
@@ -65,13 +64,10 @@ def _version() -> str:
     return f"router-ml {__version__}"
 
 
-def add_router_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options every command that loads a ``Router`` shares."""
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--model`` and ``--operating-point``: every command that loads a model shares them."""
     parser.add_argument(
         "--model", metavar="DIR", help="model directory (default: the shipped model)"
-    )
-    parser.add_argument(
-        "--policy", metavar="FILE", help="routing policy YAML (default: all to auto)"
     )
     parser.add_argument(
         "--operating-point",
@@ -83,12 +79,9 @@ def add_router_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_router(args: argparse.Namespace) -> Any:
     from router_ml import Router
+    from router_ml.model import parse_operating_point
 
-    point: str | float | None = args.operating_point
-    if point is not None:
-        with contextlib.suppress(ValueError):
-            point = float(point)
-    return Router.load(args.model, args.policy, point)
+    return Router.load(args.model, args.policy, parse_operating_point(args.operating_point))
 
 
 def _register_route(subparsers: Any) -> None:
@@ -106,7 +99,10 @@ def _register_route(subparsers: Any) -> None:
         "--out", metavar="OUT.jsonl", help="where batch decisions go (default: stdout)"
     )
     parser.add_argument("--table", action="store_true", help="print a readable table, not JSON")
-    add_router_arguments(parser)
+    parser.add_argument(
+        "--policy", metavar="FILE", help="routing policy YAML (default: all to auto)"
+    )
+    add_model_arguments(parser)
     parser.set_defaults(func=_run_route)
 
 

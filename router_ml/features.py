@@ -1,9 +1,9 @@
 """The one feature extractor: request → ordered, named, float32-safe vector.
 
-Training (``training/``) and inference (``Router``) both call :func:`extract`, so the model sees the
-same numbers in production that it was fitted on. The ordered names, the schema version and the
-extraction caps hash into :data:`FEATURE_SCHEMA`; the model file stores that schema and the runtime
-refuses a model built for another one.
+Training (``training/``) and inference (``Router``) both use :class:`FeatureExtractor`, so the
+model sees the same numbers in production that it was fitted on. The ordered names, the schema
+version and the extraction caps hash into :data:`FEATURE_SCHEMA`; the model file stores that
+schema and the runtime refuses a model built for another one.
 
 Cost is bounded whatever the request: texts are tokenised exactly up to
 ``tokenizer.EXACT_CHAR_CAP`` characters each and at most ``TOKEN_BUDGET_CHARS`` per request, the
@@ -439,14 +439,3 @@ def _tools(request: ChatRequest, v: list[float]) -> None:
     v[ix["tools_n_params"]] = n_params
     v[ix["tools_n_required"]] = n_required
     v[ix["tools_n_enum"]] = n_enum
-
-
-_default_extractor: FeatureExtractor | None = None
-
-
-def extract(request: ChatRequest | dict[str, Any] | str | bytes) -> np.ndarray:
-    """Feature vector of one request with the process-wide default extractor."""
-    global _default_extractor
-    if _default_extractor is None:
-        _default_extractor = FeatureExtractor()
-    return _default_extractor.extract(request)

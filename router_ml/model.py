@@ -57,6 +57,16 @@ class OperatingPoint:
         )
 
 
+def parse_operating_point(value: str | None) -> str | float | None:
+    """A command-line operating point: a number is a target under-routing rate, else a name."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
 def default_model_dir() -> Path:
     """Where the shipped model lives: ``$ROUTER_ML_MODEL``, the wheel's copy, or the repo's."""
     from_env = os.environ.get(MODEL_ENV_VAR)

@@ -97,10 +97,9 @@ class Router:
         self.thresholds = tuple(self.operating_point.thresholds)
         self._counter = TokenCounter()
         self._extractor = FeatureExtractor(self._counter)
-        # The first extraction pays for lazy allocations (tokenizer, regex caches, ONNX arenas):
-        # pay it here, not on a client's request.
-        warm_up = self._extractor.extract(_WARM_UP_REQUEST)
-        self.model.predict_proba(warm_up[None, :])
+        # The first extraction pays for lazy allocations (tokenizer, regex caches); pay it here,
+        # not on a client's request (TierModel.load already warmed the ONNX session).
+        self._extractor.extract(_WARM_UP_REQUEST)
 
     @classmethod
     def load(

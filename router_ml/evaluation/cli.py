@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from router_ml.cli import add_model_arguments
+
 DEFAULT_DATA = "../shared/data"
 ALL_BASELINES = (
     "always-economy", "always-premium", "random", "oracle", "length", "rules",
@@ -75,9 +77,7 @@ def register(subparsers: Any) -> None:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", metavar="DIR", help="model directory (default: shipped model)")
-    parser.add_argument("--operating-point", metavar="NAME|RATE",
-                        help="stored operating point name or target under-routing rate")
+    add_model_arguments(parser)
     parser.add_argument("--report", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--calls", type=int, default=1000, metavar="N",
                         help="timed route() calls per router and workload (default: 1000)")

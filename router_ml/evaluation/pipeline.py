@@ -41,6 +41,7 @@ from router_ml.evaluation.speed import (
     pin_to_one_core,
     run_bench,
 )
+from router_ml.model import parse_operating_point
 
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 SAMPLE_SEED = 0
@@ -214,11 +215,12 @@ def eval_command(args: argparse.Namespace) -> int:
     seed = args.split_seed if args.split_seed is not None else (recorded[1] if recorded else 0)
     loaded = load_eval_data(data, catalog, args.split, fractions, seed, args.per_tier,
                             args.output_tokens, args.sample)
-    ours = load_learned_router(args.model, operating_point=_operating_point(args.operating_point))
+    point = parse_operating_point(args.operating_point)
+    ours = load_learned_router(args.model, operating_point=point)
     loaded.context.update(_model_context(ours, args.split))
     routers, skipped = build_routers(
         ours, args.baselines, loaded.eval_set, loaded.train_set, args.model, args.rules_policy,
-        _operating_point(args.operating_point),
+        point,
     )
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
@@ -238,10 +240,10 @@ def eval_command(args: argparse.Namespace) -> int:
 
 
 def bench_command(args: argparse.Namespace) -> int:
-    ours = load_learned_router(args.model, operating_point=_operating_point(args.operating_point))
+    point = parse_operating_point(args.operating_point)
+    ours = load_learned_router(args.model, operating_point=point)
     names = [n for n in args.baselines if n not in ("oracle", "knn")]
-    routers, skipped = build_routers(ours, names, None, None, args.model, args.rules_policy,
-                                     _operating_point(args.operating_point))
+    routers, skipped = build_routers(ours, names, None, None, args.model, args.rules_policy, point)
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     report_dir = Path(args.report)
@@ -310,15 +312,6 @@ def _model_context(ours: LearnedRouter, split: str) -> dict[str, Any]:
             "the whole traffic folder, which the shipped model is trained on"
             if split == "all" else f"the {split} split, which training fits or calibrates on")
     return context
-
-
-def _operating_point(value: str | None) -> str | float | None:
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return value
 
 
 def _catalog_beside(data: Sequence[str]) -> Path | None:

@@ -113,3 +113,11 @@ def test_model_env_var_picks_the_default_directory(
 ) -> None:
     monkeypatch.setenv("ROUTER_ML_MODEL", str(tiny_model_dir))
     assert default_model_dir() == tiny_model_dir
+
+
+def test_command_line_operating_points_are_rates_or_names() -> None:
+    from router_ml.model import parse_operating_point
+
+    assert parse_operating_point(None) is None
+    assert parse_operating_point("0.02") == 0.02
+    assert parse_operating_point("under_routing_0.05") == "under_routing_0.05"
