@@ -29,6 +29,7 @@ test: $(VENV)/.dev lint
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ## model: retrain the shipped default model from $(DATA)
 model: $(VENV)/.dev

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-TIERS = ("economy", "standard", "premium")
+from router_ml.tiers import TIERS
 
 
 class RiskCalibrator:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from router_ml.recovery import tool_result_is_error
 from router_ml.request import ChatRequest, Message, parse_request
 from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
 
@@ -147,19 +148,6 @@ _LINE_MARKER_RE = re.compile(
 _LATEX_MARKERS = ("\\frac", "\\sqrt", "\\begin", "\\sum", "\\int", "\\math", "$")
 _NON_LATIN_RE = re.compile(r"[\u0370-\u03ff\u0400-\u04ff\u0590-\u06ff\u0900-\u0dff\u0e00-\u0e7f]")
 _CJK_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
-_ERROR_WORDS = (
-    "error",
-    "exception",
-    "traceback",
-    "failed",
-    "failure",
-    "not found",
-    "invalid",
-    "denied",
-    "unauthorized",
-    "timed out",
-    "timeout",
-)
 _CODE_CHARS = "{}[]();=<>_#|\\`"
 _MATH_CHARS = "+-*/^=<>%"
 _DELETE_CODE = str.maketrans("", "", _CODE_CHARS)
@@ -316,7 +304,7 @@ class FeatureExtractor:
                 tokens_last_user = tokens
             elif code == 2:
                 tokens_assistant += tokens
-            elif code == 3 and _looks_like_error(message.text):
+            elif code == 3 and tool_result_is_error(message.text):
                 n_tool_errors += 1
 
         v, ix = values, _INDEX
@@ -376,11 +364,6 @@ def _text_signals(text: str, v: list[float]) -> None:
     for phrase, index in _CUE_PHRASE_INDEX:
         if phrase in lowered:
             v[index] = 1.0
-
-
-def _looks_like_error(tool_result: str) -> bool:
-    head = tool_result[:2048].lower()
-    return any(word in head for word in _ERROR_WORDS)
 
 
 def _tools(request: ChatRequest, v: list[float]) -> None:

@@ -19,9 +19,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from router_ml.calibration import TIERS, RiskCalibrator
+from router_ml.calibration import RiskCalibrator
 from router_ml.errors import ModelLoadError, SchemaMismatch
 from router_ml.features import FEATURE_SCHEMA, N_FEATURES
+from router_ml.tiers import TIERS
 
 FORMAT_VERSION = 1
 MODEL_ENV_VAR = "ROUTER_ML_MODEL"

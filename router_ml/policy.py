@@ -30,9 +30,9 @@ from typing import Any
 
 import yaml
 
-from router_ml.calibration import TIERS
 from router_ml.errors import PolicyError
 from router_ml.request import ChatRequest
+from router_ml.tiers import TIERS
 
 AUTO = "auto"
 SUBJECT_ROLES = ("system", "user", "assistant", "tool", "last")

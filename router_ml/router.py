@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS, choose_tier
+from router_ml.calibration import choose_tier
 from router_ml.features import FeatureExtractor
 from router_ml.model import OperatingPoint, TierModel
 from router_ml.policy import AUTO, Policy, Rule
 from router_ml.request import ChatRequest, parse_request
+from router_ml.tiers import TIERS
 from router_ml.tokenizer import TokenCounter
 
 RequestLike = ChatRequest | Mapping[str, Any] | str | bytes
@@ -116,6 +117,18 @@ class Router:
     @property
     def tiers(self) -> Mapping[str, str]:
         return self.policy.tiers
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        """The router's token counter (o200k, memoised), for callers that count tokens too."""
+        return self._counter
+
+    def features(self, request: RequestLike) -> np.ndarray:
+        """The feature vector the model would see for ``request`` (same extractor as ``route``).
+
+        A gateway that logs features calls this instead of building a second extractor.
+        """
+        return self._extractor.extract_parsed(parse_request(request))
 
     def route(self, request: RequestLike) -> Decision:
         """Decide the tier of one request; raises ``InvalidRequest`` if it is malformed."""

@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS, choose_tiers, risks_to_probabilities
+from router_ml.calibration import choose_tiers, risks_to_probabilities
 from router_ml.evaluation import metrics as m
 from router_ml.features import FEATURE_NAMES
+from router_ml.tiers import TIERS
 from training.data import TrafficRecord
 from training.labels import TierRepresentatives
 
@@ -28,10 +29,10 @@ _TOKENS_TOTAL = FEATURE_NAMES.index("tokens_total")
 class Evidence:
     """Per-record arrays of one set of labeled records."""
 
-    labels: np.ndarray          # (n,) reference tier index
-    sources: np.ndarray         # (n,) source name
-    scores: np.ndarray          # (n, 3) realised tier scores, missing tiers filled by escalation
-    costs: np.ndarray           # (n, 3) USD of serving the request on each tier
+    labels: np.ndarray  # (n,) reference tier index
+    sources: np.ndarray  # (n,) source name
+    scores: np.ndarray  # (n, 3) realised tier scores, missing tiers filled by escalation
+    costs: np.ndarray  # (n, 3) USD of serving the request on each tier
 
     def subset(self, mask: np.ndarray) -> Evidence:
         return Evidence(self.labels[mask], self.sources[mask], self.scores[mask], self.costs[mask])
@@ -101,9 +102,11 @@ def assess(
     chosen = choose_tiers(risks, thresholds)
     result = {"pooled": _assess_group(evidence, risks, chosen)}
     result["per_source"] = {
-        source: _assess_group(evidence.subset(evidence.sources == source),
-                              risks[evidence.sources == source],
-                              chosen[evidence.sources == source])
+        source: _assess_group(
+            evidence.subset(evidence.sources == source),
+            risks[evidence.sources == source],
+            chosen[evidence.sources == source],
+        )
         for source in sorted(set(evidence.sources.tolist()))
     }
     return result
@@ -115,18 +118,14 @@ def _assess_group(evidence: Evidence, risks: np.ndarray, chosen: np.ndarray) -> 
     summary["majority_accuracy"] = m.majority_class_accuracy(labels)
     # The accuracy-optimal choice (most probable tier), next to the escalation-biased one.
     summary["argmax_accuracy"] = m.tier_accuracy(labels, risks_to_probabilities(risks).argmax(1))
-    summary["label_shares"] = {
-        t: float(np.mean(labels == k)) for k, t in enumerate(TIERS)
-    }
+    summary["label_shares"] = {t: float(np.mean(labels == k)) for k, t in enumerate(TIERS)}
     below_premium = summary["economy_share"] + summary["standard_share"]
     summary["below_premium_share"] = below_premium
     summary.update(random_baselines(labels, summary["under_routing"]))
     summary["below_premium_vs_random"] = _ratio(
         below_premium, summary["random_below_premium_share"]
     )
-    summary["economy_vs_random"] = _ratio(
-        summary["economy_share"], summary["random_economy_share"]
-    )
+    summary["economy_vs_random"] = _ratio(summary["economy_share"], summary["random_economy_share"])
     curve = m.call_performance_curve(evidence.scores[:, 2], evidence.scores[:, 0], risks[:, 0])
     summary["apgr"] = m.apgr(curve)
     summary["ece"] = {

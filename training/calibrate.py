@@ -14,7 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
-from router_ml.calibration import TIERS, RiskCalibrator, choose_tiers
+from router_ml.calibration import RiskCalibrator, choose_tiers
+from router_ml.tiers import TIERS
 
 
 def fit_risk_calibrator(
@@ -105,10 +106,12 @@ def select_thresholds(
     for t0 in candidate_thresholds(risks[:, 0], grid):
         economy = risks[:, 0] < t0
         standard = accept_standard & ~economy[:, None]
-        under = (np.sum(economy & needs_more_than[0])
-                 + np.sum(standard & needs_more_than[1][:, None], axis=0)) / n
+        under = (
+            np.sum(economy & needs_more_than[0])
+            + np.sum(standard & needs_more_than[1][:, None], axis=0)
+        ) / n
         premium = ~standard & ~economy[:, None]
-        cost = (costs[economy, 0].sum() + costs[:, 1] @ standard + costs[:, 2] @ premium)
+        cost = costs[economy, 0].sum() + costs[:, 1] @ standard + costs[:, 2] @ premium
         bound = under + margin_z * np.sqrt(under * (1 - under) / n)
         feasible = np.flatnonzero(bound <= target_under_routing + 1e-12)
         if feasible.size == 0:
@@ -142,7 +145,10 @@ def select_operating_points(
 ) -> list[tuple[str, float, tuple[float, float]]]:
     """``(name, target, thresholds)`` for each target under-routing, in increasing target order."""
     return [
-        (operating_point_name(t), float(t),
-         select_thresholds(risks, labels, costs, t, grid, margin_z))
+        (
+            operating_point_name(t),
+            float(t),
+            select_thresholds(risks, labels, costs, t, grid, margin_z),
+        )
         for t in sorted(set(targets))
     ]

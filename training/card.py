@@ -10,7 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from router_ml.calibration import TIERS
+from router_ml.tiers import TIERS
 
 ACCURACY_TARGET = 0.90
 APGR_TARGET = 0.65
@@ -19,8 +19,10 @@ RANDOM_RATIO_TARGET = 1.5
 
 
 def _pct(value: Any) -> str:
-    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else (
-        f"{100 * value:.1f}%"
+    return (
+        "n/a"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{100 * value:.1f}%")
     )
 
 
@@ -195,8 +197,11 @@ def _denoise_text(denoise: Mapping[str, Any]) -> str:
 
 
 def _within_source_apgr(per_source: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    weak = {s: m["apgr"] for s, m in per_source.items()
-            if m["apgr"] is not None and not math.isnan(m["apgr"]) and m["apgr"] < 0.5}
+    weak = {
+        s: m["apgr"]
+        for s, m in per_source.items()
+        if m["apgr"] is not None and not math.isnan(m["apgr"]) and m["apgr"] < 0.5
+    }
     if not weak:
         return []
     listed = ", ".join(f"{s} {_num(v)}" for s, v in sorted(weak.items()))

@@ -28,33 +28,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
-        "--data", nargs="+", default=[str(DEFAULT_DATA / "traffic")], metavar="PATH",
+        "--data",
+        nargs="+",
+        default=[str(DEFAULT_DATA / "traffic")],
+        metavar="PATH",
         help="traffic files or directories of *.jsonl[.gz] (default: %(default)s)",
     )
     parser.add_argument(
-        "--catalog", default=str(DEFAULT_DATA / "models.json"), metavar="FILE",
+        "--catalog",
+        default=str(DEFAULT_DATA / "models.json"),
+        metavar="FILE",
         help="model catalog: model -> tier and prices (default: %(default)s)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     parser.add_argument(
-        "--config", default=None, metavar="FILE",
+        "--config",
+        default=None,
+        metavar="FILE",
         help="hyperparameter YAML (default: training/config.yaml)",
     )
     parser.add_argument(
-        "--target-under-routing", type=float, default=None, metavar="RATE",
+        "--target-under-routing",
+        type=float,
+        default=None,
+        metavar="RATE",
         help="default operating point's maximum under-routing on validation "
-             "(default: the config's, 0.05); added to the stored operating points",
+        "(default: the config's, 0.05); added to the stored operating points",
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     parser.add_argument(
-        "--sample", type=int, default=None, metavar="N",
+        "--sample",
+        type=int,
+        default=None,
+        metavar="N",
         help="train on a seeded sample of N records (quick CI runs)",
     )
     progress = parser.add_mutually_exclusive_group()
-    progress.add_argument("--progress", dest="progress", action="store_true", default=None,
-                          help="always show progress bars on stderr")
-    progress.add_argument("--no-progress", dest="progress", action="store_false",
-                          help="never show progress bars (default: only on a terminal)")
+    progress.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="always show progress bars on stderr",
+    )
+    progress.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="never show progress bars (default: only on a terminal)",
+    )
     parser.set_defaults(func=run_train)
 
 
@@ -68,8 +90,13 @@ def run_train(args: argparse.Namespace) -> int:
         return 2
     try:
         result = train(
-            args.data, args.catalog, args.out, config_path=args.config,
-            target_under_routing=args.target_under_routing, seed=args.seed, sample=args.sample,
+            args.data,
+            args.catalog,
+            args.out,
+            config_path=args.config,
+            target_under_routing=args.target_under_routing,
+            seed=args.seed,
+            sample=args.sample,
             progress=args.progress,
         )
     except (OSError, ValueError, ExportError) as exc:
@@ -82,10 +109,20 @@ def run_train(args: argparse.Namespace) -> int:
     headline = {
         "out": str(result.out_dir),
         "operating_point": metadata["default_operating_point"],
-        "test_pooled": {k: pooled[k] for k in (
-            "n", "accuracy", "majority_accuracy", "under_routing", "economy_share",
-            "below_premium_share", "cost_vs_premium", "quality_kept", "apgr",
-        )},
+        "test_pooled": {
+            k: pooled[k]
+            for k in (
+                "n",
+                "accuracy",
+                "majority_accuracy",
+                "under_routing",
+                "economy_share",
+                "below_premium_share",
+                "cost_vs_premium",
+                "quality_kept",
+                "apgr",
+            )
+        },
         "test_ece_needs_above_economy": pooled["ece"]["needs_above_economy"],
     }
     print(json.dumps(headline, indent=1))

@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router_ml.calibration import TIERS
 from router_ml.errors import InvalidRequest
 from router_ml.request import parse_request
+from router_ml.tiers import TIERS
 
 TRAFFIC_SUFFIXES = (".jsonl", ".jsonl.gz")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS
+from router_ml.tiers import TIERS
 from training.data import TrafficRecord
 from training.labels import TierRepresentatives
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from lightgbm import LGBMClassifier
 
-from router_ml.calibration import TIERS
+from router_ml.tiers import TIERS
 
 
 def sample_weights(
@@ -41,8 +41,9 @@ def sample_weights(
         raise ValueError(f"class_weight lacks tiers {sorted(missing)}")
     weights = np.array([float(class_weight[TIERS[k]]) for k in labels])
     if balance_sources:
-        names, index, counts = np.unique(np.asarray(sources), return_inverse=True,
-                                         return_counts=True)
+        names, index, counts = np.unique(
+            np.asarray(sources), return_inverse=True, return_counts=True
+        )
         weights *= (labels.size / len(names)) / counts[index]
     if base is not None:
         weights *= np.asarray(base, dtype=np.float64)

@@ -38,8 +38,11 @@ _TOOL = {
     "function": {
         "name": "get_weather",
         "description": "Weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
-                       "required": ["city"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
     },
 }
 _TIER_MODELS = {"economy": ("eco-a", "eco-b"), "standard": ("std-a",), "premium": ("prem-a",)}
@@ -55,8 +58,12 @@ def _request(kind: int, index: int, rng: np.random.Generator) -> dict[str, Any]:
         return {"messages": [{"role": "user", "content": text}], "tools": [_TOOL]}
     words = " ".join(rng.choice(["lemma", "bound", "prime", "graph", "norm"], size=60))
     text = f"Prove theorem {index} step by step, justify each lemma.\n{words}\n" + "$\\sum x$ " * 5
-    return {"messages": [{"role": "system", "content": "You are a mathematician."},
-                         {"role": "user", "content": text}]}
+    return {
+        "messages": [
+            {"role": "system", "content": "You are a mathematician."},
+            {"role": "user", "content": text},
+        ]
+    }
 
 
 def generate_records(n: int = 600, seed: int = 0) -> list[dict[str, Any]]:
@@ -77,18 +84,24 @@ def generate_records(n: int = 600, seed: int = 0) -> list[dict[str, Any]]:
             for j, ability in enumerate(_OPEN_ABILITY):
                 p = 1.0 / (1.0 + np.exp(-(ability - (needed - 0.5) * 2.0)))
                 outcomes[f"open-{j}"] = float(rng.random() < p)
-        records.append({
-            "id": f"fixture:{i}",
-            "source": "fixture_partial" if partial else "fixture_all",
-            "category": ("fact", "tool", "proof")[kind],
-            "request": _request(kind, i, rng),
-            "outcomes": outcomes,
-        })
+        records.append(
+            {
+                "id": f"fixture:{i}",
+                "source": "fixture_partial" if partial else "fixture_all",
+                "category": ("fact", "tool", "proof")[kind],
+                "request": _request(kind, i, rng),
+                "outcomes": outcomes,
+            }
+        )
     return records
 
 
-def write_fixture(directory: str | os.PathLike[str], n: int = 600, seed: int = 0,
-                  extra_lines: list[str] | None = None) -> tuple[Path, Path]:
+def write_fixture(
+    directory: str | os.PathLike[str],
+    n: int = 600,
+    seed: int = 0,
+    extra_lines: list[str] | None = None,
+) -> tuple[Path, Path]:
     """Write ``traffic.jsonl.gz`` (plus ``extra_lines`` appended) and ``models.json``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

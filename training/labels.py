@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from router_ml.calibration import TIERS
+from router_ml.tiers import TIERS
 from training.data import TrafficRecord
 
 BINARY_TOLERANCE = 0.0
@@ -126,7 +126,8 @@ class TierRepresentatives:
                     ranked[tier].append((-total / count, model))
             models[source] = {
                 tier: tuple(model for _, model in sorted(ranked[tier])[:per_tier])
-                for tier in TIERS if ranked[tier]
+                for tier in TIERS
+                if ranked[tier]
             }
             if tolerance is not None:
                 tolerances[source] = tolerance
@@ -135,8 +136,9 @@ class TierRepresentatives:
         return cls(models, tolerances)
 
     @classmethod
-    def from_deployed(cls, deployed: Mapping[str, str], tolerance: float = BINARY_TOLERANCE
-                      ) -> TierRepresentatives:
+    def from_deployed(
+        cls, deployed: Mapping[str, str], tolerance: float = BINARY_TOLERANCE
+    ) -> TierRepresentatives:
         """Each tier represented by the one model deployed on it, on every source."""
         unknown = set(deployed) - set(TIERS)
         if unknown:
@@ -184,7 +186,7 @@ def label_from_scores(scores: Mapping[str, float], tolerance: float) -> int | No
     if not scores:
         return None
     if len(scores) == 1:
-        (tier, score), = scores.items()
+        ((tier, score),) = scores.items()
         return 0 if tier == TIERS[0] and score >= ECONOMY_ONLY_PASS else None
     best = max(scores.values())
     for index, tier in enumerate(TIERS):
@@ -193,7 +195,8 @@ def label_from_scores(scores: Mapping[str, float], tolerance: float) -> int | No
     raise AssertionError("unreachable: the best tier is within tolerance of itself")
 
 
-def label_records(records: Iterable[TrafficRecord], representatives: TierRepresentatives
-                  ) -> list[int | None]:
+def label_records(
+    records: Iterable[TrafficRecord], representatives: TierRepresentatives
+) -> list[int | None]:
     """Reference labels of ``records`` (None where a record cannot say)."""
     return [representatives.label(record) for record in records]

@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS, choose_tiers
+from router_ml.calibration import choose_tiers
 from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
+from router_ml.tiers import TIERS
 from training.assess import assess, gather_evidence, routing_summary
 from training.calibrate import fit_risk_calibrator, operating_point_name, select_operating_points
 from training.config import load_config
@@ -92,8 +93,14 @@ def train(
     features = extract_features(records, show)
     splits = assign_splits([r.request for r in records], tuple(config["split"]["fractions"]), seed)
     sources = np.array([r.source for r in records])
-    evidence = gather_evidence(records, labels, features, representatives, catalog.tier_prices,
-                               config["cost"]["assumed_output_tokens"])
+    evidence = gather_evidence(
+        records,
+        labels,
+        features,
+        representatives,
+        catalog.tier_prices,
+        config["cost"]["assumed_output_tokens"],
+    )
     for split, name in enumerate(SPLIT_NAMES):
         if not np.any(splits == split):
             raise ValueError(f"the {name} split is empty: too few records ({len(records)})")
@@ -101,19 +108,28 @@ def train(
     stages.next("fit")
     train_rows = np.flatnonzero(splits == TRAIN)
     rows, targets, base = denoised_targets(
-        [records[i] for i in train_rows], labels[train_rows], representatives, config["denoise"],
+        [records[i] for i in train_rows],
+        labels[train_rows],
+        representatives,
+        config["denoise"],
         seed,
     )
     train_index = train_rows[rows]
-    weights = sample_weights(targets, sources[train_index], config["model"]["class_weight"],
-                             config["model"]["balance_sources"], base)
+    weights = sample_weights(
+        targets,
+        sources[train_index],
+        config["model"]["class_weight"],
+        config["model"]["balance_sources"],
+        base,
+    )
     model = fit_classifier(features[train_index], targets, weights, config["model"], seed)
 
     stages.next("calibrate")
     validation = splits == VALIDATION
     val_probabilities = model.predict_proba(features[validation])
-    calibrator = fit_risk_calibrator(val_probabilities, labels[validation],
-                                     centered=config["calibration"]["centered"])
+    calibrator = fit_risk_calibrator(
+        val_probabilities, labels[validation], centered=config["calibration"]["centered"]
+    )
     val_risks = calibrator.risks(val_probabilities)
     val_evidence = evidence.subset(validation)
     operating_points = [
@@ -124,8 +140,12 @@ def train(
             "validation": routing_summary(val_evidence, choose_tiers(val_risks, thresholds)),
         }
         for name, target, thresholds in select_operating_points(
-            val_risks, labels[validation], val_evidence.costs, ops["targets"],
-            ops["threshold_grid"], ops["margin_z"],
+            val_risks,
+            labels[validation],
+            val_evidence.costs,
+            ops["targets"],
+            ops["threshold_grid"],
+            ops["margin_z"],
         )
     ]
 
@@ -139,8 +159,9 @@ def train(
     test_risks = calibrator.risks(onnx_probabilities(graph, features[test]))
     default_name = operating_point_name(ops["default"])
     test_metrics = {
-        op["name"]: assess(evidence.subset(test), test_risks,
-                           tuple(op["thresholds"][t] for t in TIERS[:-1]))
+        op["name"]: assess(
+            evidence.subset(test), test_risks, tuple(op["thresholds"][t] for t in TIERS[:-1])
+        )
         for op in operating_points
     }
 
@@ -248,8 +269,9 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def write_model_dir(out_dir: str | os.PathLike[str], graph: Any, model: Any,
-                    metadata: dict[str, Any]) -> Path:
+def write_model_dir(
+    out_dir: str | os.PathLike[str], graph: Any, model: Any, metadata: dict[str, Any]
+) -> Path:
     """Write model.onnx, metadata.json, estimator.joblib and MODEL_CARD.md into ``out_dir``."""
     import joblib
 
@@ -302,4 +324,3 @@ class _StageBar:
         if self._bar is not None:
             self._bar.update(1)
             self._bar.close()
-

@@ -29,7 +29,8 @@ def question_stem(request: dict[str, Any]) -> str:
     """The normalised question of a request: what two copies of one question share."""
     text = _last_user_text(request)
     kept = [
-        line for line in text.splitlines()
+        line
+        for line in text.splitlines()
         if not _OPTION_LINE.match(line) and not _INSTRUCTION_LINE.match(line)
     ]
     stem = _LEADING_MARKER.sub("", _normalise(" ".join(kept)))
@@ -49,7 +50,8 @@ def _last_user_text(request: dict[str, Any]) -> str:
                 return content
             if isinstance(content, list):
                 return "\n".join(
-                    part.get("text", "") for part in content
+                    part.get("text", "")
+                    for part in content
                     if isinstance(part, dict) and isinstance(part.get("text"), str)
                 )
     return ""

@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS, choose_tiers
+from router_ml.calibration import choose_tiers
 from router_ml.request import parse_request
+from router_ml.tiers import TIERS
 
 Request = Mapping[str, Any]
 N_SWEEP = 41
@@ -195,9 +196,9 @@ class LearnedRouter(TierRouter):
             return None
         risks = self.risks(requests)
         grid = np.linspace(0.0, 1.0, 21)
-        return np.stack(
-            [choose_tiers(risks, (t0, t1)) for t0 in grid for t1 in grid]
-        ).astype(np.int64)
+        return np.stack([choose_tiers(risks, (t0, t1)) for t0 in grid for t1 in grid]).astype(
+            np.int64
+        )
 
 
 def load_learned_router(

@@ -14,13 +14,13 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS
 from router_ml.evaluation.metrics import (
     fill_missing_tier_scores,
     request_costs,
     serving_tiers,
 )
 from router_ml.request import parse_request
+from router_ml.tiers import TIERS
 from router_ml.tokenizer import TokenCounter
 
 DEFAULT_OUTPUT_TOKENS = 256
@@ -166,8 +166,12 @@ def noise_reference(eval_set: EvalSet) -> list[dict[str, Any]]:
             if not pairs:
                 continue
             a, b = (np.array(v) for v in zip(*pairs, strict=True))
-            rows.append({
-                "source": source, "models": [first, second], "n": len(pairs),
-                "agreement": agreement_rate(a, b),
-            })
+            rows.append(
+                {
+                    "source": source,
+                    "models": [first, second],
+                    "n": len(pairs),
+                    "agreement": agreement_rate(a, b),
+                }
+            )
     return rows

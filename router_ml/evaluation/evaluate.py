@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS
 from router_ml.evaluation import metrics as m
 from router_ml.evaluation.baselines import TierRouter
 from router_ml.evaluation.dataset import EvalSet, noise_reference
 from router_ml.progress import Progress
+from router_ml.tiers import TIERS
 
 ACCURACY_TARGET = 0.90
 CURVE_POINTS = 101
@@ -44,14 +44,21 @@ def run_router(router: TierRouter, eval_set: EvalSet, kind: str) -> RouterRun:
     """Route every request of ``eval_set`` (in batches) and collect its sweep and scores."""
     requests = list(eval_set.requests)
     start = time.perf_counter()
-    chosen = np.concatenate(
-        [router.route_batch(requests[i:i + 512]) for i in range(0, len(requests), 512)]
-    ) if requests else np.zeros(0, dtype=np.int64)
+    chosen = (
+        np.concatenate(
+            [router.route_batch(requests[i : i + 512]) for i in range(0, len(requests), 512)]
+        )
+        if requests
+        else np.zeros(0, dtype=np.int64)
+    )
     seconds = time.perf_counter() - start
     return RouterRun(
-        name=router.name, kind=kind, description=router.description,
+        name=router.name,
+        kind=kind,
+        description=router.description,
         chosen=np.asarray(chosen, dtype=np.int64),
-        escalation=router.escalation_scores(requests), sweep=router.sweep(requests),
+        escalation=router.escalation_scores(requests),
+        sweep=router.sweep(requests),
         seconds=seconds,
     )
 
@@ -132,21 +139,25 @@ def evaluate(
         for run in runs:
             escalation = run.escalation if run.escalation is not None else run.chosen.astype(float)
             per_source = {
-                source: routing_summary(eval_set.subset(eval_set.sources == source),
-                                        run.chosen[eval_set.sources == source])
+                source: routing_summary(
+                    eval_set.subset(eval_set.sources == source),
+                    run.chosen[eval_set.sources == source],
+                )
                 for source in sources
             }
-            routers.append({
-                "name": run.name,
-                "kind": run.kind,
-                "description": run.description,
-                "pooled": routing_summary(eval_set, run.chosen),
-                "per_source": per_source,
-                "routellm": routellm_metrics(eval_set, escalation),
-                "routellm_score": "continuous" if run.escalation is not None else "tier index",
-                "cost_quality": cost_quality(eval_set, run),
-                "route_seconds": run.seconds,
-            })
+            routers.append(
+                {
+                    "name": run.name,
+                    "kind": run.kind,
+                    "description": run.description,
+                    "pooled": routing_summary(eval_set, run.chosen),
+                    "per_source": per_source,
+                    "routellm": routellm_metrics(eval_set, escalation),
+                    "routellm_score": "continuous" if run.escalation is not None else "tier index",
+                    "cost_quality": cost_quality(eval_set, run),
+                    "route_seconds": run.seconds,
+                }
+            )
             bar.update()
     return {
         "context": context,

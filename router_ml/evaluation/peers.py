@@ -61,11 +61,16 @@ class LiteLLMComplexityRouter(TierRouter):
         self._extract = module._extract_current_ask_and_system_prompt
         config = {
             "classifier_type": classifier,
-            "tiers": {"SIMPLE": "economy", "MEDIUM": "standard", "COMPLEX": "premium",
-                      "REASONING": "premium"},
+            "tiers": {
+                "SIMPLE": "economy",
+                "MEDIUM": "standard",
+                "COMPLEX": "premium",
+                "REASONING": "premium",
+            },
         }
-        self._router = module.ComplexityRouter("router-ml-eval", ctx=None,
-                                               complexity_router_config=config)
+        self._router = module.ComplexityRouter(
+            "router-ml-eval", ctx=None, complexity_router_config=config
+        )
         self.classifier = classifier
         self.name = f"LiteLLM complexity ({classifier})"
         self.description = (
@@ -111,8 +116,13 @@ class EmbeddingKNNRouter(TierRouter):
     stronger tier.
     """
 
-    def __init__(self, k: int = 20, economy_below: float = 0.4, standard_below: float = 1.4,
-                 batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        k: int = 20,
+        economy_below: float = 0.4,
+        standard_below: float = 1.4,
+        batch_size: int = 64,
+    ) -> None:
         if k < 1:
             raise ValueError("k must be >= 1")
         try:
@@ -150,10 +160,16 @@ class EmbeddingKNNRouter(TierRouter):
 
     def embed(self, requests: Sequence[Request]) -> np.ndarray:
         texts = [_embedding_text(r) for r in requests]
-        return np.asarray(self._model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
-        ), dtype=np.float32)
+        return np.asarray(
+            self._model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            ),
+            dtype=np.float32,
+        )
 
     def mean_neighbour_labels(self, requests: Sequence[Request]) -> np.ndarray:
         """Mean label of each request's ``k`` nearest training prompts (always computed)."""
@@ -162,7 +178,7 @@ class EmbeddingKNNRouter(TierRouter):
         scores = []
         embeddings = self.embed(requests)
         for start in range(0, len(embeddings), 1024):
-            similarity = embeddings[start:start + 1024] @ self._index.T
+            similarity = embeddings[start : start + 1024] @ self._index.T
             nearest = np.argpartition(-similarity, self.k - 1, axis=1)[:, : self.k]
             scores.append(self._labels[nearest].mean(axis=1))
         return np.concatenate(scores) if scores else np.zeros(0)
@@ -235,5 +251,3 @@ def _version(package: str) -> str:
         return version(package)
     except PackageNotFoundError:
         return "?"
-
-

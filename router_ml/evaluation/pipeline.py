@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS
 from router_ml.evaluation import plots
 from router_ml.evaluation import report as report_module
 from router_ml.evaluation.baselines import (
@@ -42,6 +41,7 @@ from router_ml.evaluation.speed import (
     run_bench,
 )
 from router_ml.model import parse_operating_point
+from router_ml.tiers import TIERS
 
 DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 SAMPLE_SEED = 0
@@ -158,8 +158,12 @@ def build_routers(
             if not Path(rules_policy).is_file():
                 skipped["rules"] = f"policy file {rules_policy} not found"
                 continue
-            rules = load_learned_router(model_dir, policy=rules_policy, name="example rule policy",
-                                        operating_point=operating_point)
+            rules = load_learned_router(
+                model_dir,
+                policy=rules_policy,
+                name="example rule policy",
+                operating_point=operating_point,
+            )
             rules.description = f"{rules_policy}: rules first, router-ml for the rest"
             routers.append((rules, "baseline"))
         elif name.startswith("litellm-"):
@@ -168,8 +172,9 @@ def build_routers(
             skipped.update(why)
         elif name == "knn":
             if train_set is None:
-                skipped["knn"] = ("needs a training split it is not evaluated on: run with "
-                                  "--split test")
+                skipped["knn"] = (
+                    "needs a training split it is not evaluated on: run with --split test"
+                )
                 continue
             try:
                 knn = EmbeddingKNNRouter().fit(list(train_set.requests), train_set.labels)
@@ -189,15 +194,20 @@ def write_outputs(report_dir: Path) -> Path:
     figures: dict[str, str] = {}
     if report is not None:
         figures["Cost–quality"] = plots.cost_quality_plot(
-            report, report_dir / "cost_quality.png").name
+            report, report_dir / "cost_quality.png"
+        ).name
         figures["RouteLLM call–performance"] = plots.routellm_plot(
-            report, report_dir / "routellm_curve.png").name
+            report, report_dir / "routellm_curve.png"
+        ).name
         figures[f"Confusion matrix ({report['routers'][0]['name']})"] = plots.confusion_plot(
-            report["routers"][0], report_dir / "confusion.png").name
+            report["routers"][0], report_dir / "confusion.png"
+        ).name
         figures["Accuracy per source"] = plots.per_source_plot(
-            report, report_dir / "per_source_accuracy.png").name
+            report, report_dir / "per_source_accuracy.png"
+        ).name
         figures["Cost per source"] = plots.per_source_plot(
-            report, report_dir / "per_source_cost.png", metric="cost_relative").name
+            report, report_dir / "per_source_cost.png", metric="cost_relative"
+        ).name
     if bench is not None:
         figures["Latency"] = plots.latency_plot(bench, report_dir / "latency.png").name
     markdown = report_dir / "report.md"
@@ -213,13 +223,19 @@ def eval_command(args: argparse.Namespace) -> int:
     recorded = model_split_settings(args.model)
     fractions = tuple(args.split_fractions or (recorded[0] if recorded else DEFAULT_FRACTIONS))
     seed = args.split_seed if args.split_seed is not None else (recorded[1] if recorded else 0)
-    loaded = load_eval_data(data, catalog, args.split, fractions, seed, args.per_tier,
-                            args.output_tokens, args.sample)
+    loaded = load_eval_data(
+        data, catalog, args.split, fractions, seed, args.per_tier, args.output_tokens, args.sample
+    )
     point = parse_operating_point(args.operating_point)
     ours = load_learned_router(args.model, operating_point=point)
     loaded.context.update(_model_context(ours, args.split))
     routers, skipped = build_routers(
-        ours, args.baselines, loaded.eval_set, loaded.train_set, args.model, args.rules_policy,
+        ours,
+        args.baselines,
+        loaded.eval_set,
+        loaded.train_set,
+        args.model,
+        args.rules_policy,
         point,
     )
     for name, reason in skipped.items():
@@ -251,8 +267,9 @@ def bench_command(args: argparse.Namespace) -> int:
     markdown = write_outputs(report_dir)
     bench = _read_bench(report_dir)
     for name, per_workload in (bench or {}).get("results", {}).items():
-        cells = ", ".join(f"{w} p50 {r['p50_us']:.0f}µs p99 {r['p99_us']:.0f}µs"
-                          for w, r in per_workload.items())
+        cells = ", ".join(
+            f"{w} p50 {r['p50_us']:.0f}µs p99 {r['p99_us']:.0f}µs" for w, r in per_workload.items()
+        )
         print(f"{name}: {cells}")
     print(f"\nwrote {report_dir / 'bench.json'} and {markdown}", file=sys.stderr)
     return 0
@@ -271,18 +288,26 @@ def bench_workloads(request_files: Sequence[str] | None) -> dict[str, list[dict[
     return workloads
 
 
-def _bench(routers: Sequence[tuple[TierRouter, str]], args: argparse.Namespace, report_dir: Path,
-           request_files: Sequence[str] | None = None) -> None:
+def _bench(
+    routers: Sequence[tuple[TierRouter, str]],
+    args: argparse.Namespace,
+    report_dir: Path,
+    request_files: Sequence[str] | None = None,
+) -> None:
     timed = [router for router, kind in routers if kind != "reference"]
     cpu = None if args.no_pin else pin_to_one_core()
     result = run_bench(
-        timed, bench_workloads(request_files),
-        n_calls=args.calls, max_seconds=args.max_seconds, reference=LITELLM_REFERENCE,
+        timed,
+        bench_workloads(request_files),
+        n_calls=args.calls,
+        max_seconds=args.max_seconds,
+        reference=LITELLM_REFERENCE,
     )
     result["settings"]["pinned_cpu"] = cpu
     if result["reference"] is None:
         result["settings"]["reference_note"] = (
-            f"{LITELLM_REFERENCE} did not run (not installed), so no ratios")
+            f"{LITELLM_REFERENCE} did not run (not installed), so no ratios"
+        )
     report_module.write_json(result, report_dir / "bench.json")
 
 
@@ -305,12 +330,15 @@ def _model_context(ours: LearnedRouter, split: str) -> dict[str, Any]:
         context["in_sample"] = False
         context["held_out_reason"] = (
             "the test split (grouped by question stem, the training pipeline's split function) "
-            "that training holds out; valid for a model trained with these split settings")
+            "that training holds out; valid for a model trained with these split settings"
+        )
     else:
         context["in_sample"] = True
         context["in_sample_reason"] = (
             "the whole traffic folder, which the shipped model is trained on"
-            if split == "all" else f"the {split} split, which training fits or calibrates on")
+            if split == "all"
+            else f"the {split} split, which training fits or calibrates on"
+        )
     return context
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS
+from router_ml.tiers import TIERS
 
 
 def _pyplot() -> Any:
@@ -36,12 +36,20 @@ def cost_quality_plot(report: dict[str, Any], path: Path) -> Path:
             # the hull is held flat after its best point: paying more never has to lose quality
             hull_cost = [*cq["hull"]["cost"], 1.0]
             hull_quality = [*cq["hull"]["quality"], cq["hull"]["quality"][-1]]
-            (line,) = ax.plot(hull_cost, hull_quality, lw=1.5,
-                              label=f"{router['name']} (AIQ {cq['aiq']:.3f})")
+            (line,) = ax.plot(
+                hull_cost, hull_quality, lw=1.5, label=f"{router['name']} (AIQ {cq['aiq']:.3f})"
+            )
         color = line.get_color() if line is not None else None
-        ax.scatter([cost], [quality], marker=markers[i % len(markers)], s=60, color=color,
-                   edgecolor="black", zorder=3,
-                   label=None if line is not None else router["name"])
+        ax.scatter(
+            [cost],
+            [quality],
+            marker=markers[i % len(markers)],
+            s=60,
+            color=color,
+            edgecolor="black",
+            zorder=3,
+            label=None if line is not None else router["name"],
+        )
     ax.set_xlabel("cost relative to always-premium")
     ax.set_ylabel("quality kept (mean outcome / always-premium)")
     ax.set_title("Cost–quality: curves are threshold sweeps (hull), markers the shipped settings")
@@ -59,8 +67,15 @@ def confusion_plot(router: dict[str, Any], path: Path) -> Path:
     image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(TIERS)):
         for j in range(len(TIERS)):
-            ax.text(j, i, f"{rows[i, j]:.0%}\n({int(counts[i, j])})", ha="center", va="center",
-                    color="white" if rows[i, j] > 0.6 else "black", fontsize=9)
+            ax.text(
+                j,
+                i,
+                f"{rows[i, j]:.0%}\n({int(counts[i, j])})",
+                ha="center",
+                va="center",
+                color="white" if rows[i, j] > 0.6 else "black",
+                fontsize=9,
+            )
     ax.set_xticks(range(len(TIERS)), TIERS)
     ax.set_yticks(range(len(TIERS)), TIERS)
     ax.set_xlabel("chosen tier")
@@ -99,8 +114,11 @@ def routellm_plot(report: dict[str, Any], path: Path) -> Path:
         rl = router["routellm"]
         if rl is None or router["routellm_score"] != "continuous":
             continue
-        ax.plot(rl["curve"]["strong_share"], rl["curve"]["pgr"],
-                label=f"{router['name']} (APGR {rl['apgr']:.3f})")
+        ax.plot(
+            rl["curve"]["strong_share"],
+            rl["curve"]["pgr"],
+            label=f"{router['name']} (APGR {rl['apgr']:.3f})",
+        )
     ax.plot([0, 1], [0, 1], color="gray", ls=":", label="random (expected)")
     ax.set_xlabel("share of calls to premium")
     ax.set_ylabel("performance gap recovered")
@@ -136,8 +154,12 @@ def latency_plot(bench: dict[str, Any], path: Path) -> Path:
     if ours is not None:
         for workload in workloads:
             values = np.asarray(bench["samples_us"][ours][workload])
-            hist.hist(values, bins=np.geomspace(max(values.min(), 1), values.max() * 1.01, 40),
-                      histtype="step", label=workload)
+            hist.hist(
+                values,
+                bins=np.geomspace(max(values.min(), 1), values.max() * 1.01, 40),
+                histtype="step",
+                label=workload,
+            )
         hist.set_xscale("log")
         hist.set_xlabel("µs per route() call")
         hist.set_ylabel("calls")

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from router_ml.calibration import TIERS
+from router_ml.tiers import TIERS
 
 HEADLINE_WORKLOAD_PREFERENCE = ("tau_airline", "arena_hard")
 
@@ -40,8 +40,12 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def _per_source_table(title: str, routers: list[dict[str, Any]], sources: list[str],
-                      cell: Callable[[dict[str, Any]], str]) -> list[str]:
+def _per_source_table(
+    title: str,
+    routers: list[dict[str, Any]],
+    sources: list[str],
+    cell: Callable[[dict[str, Any]], str],
+) -> list[str]:
     """A Markdown table: one row per router, one column per source, ``cell`` of its metrics."""
     header = "| router | " + " | ".join(sources) + " |"
     lines = [title, "", header, "|---|" + "---:|" * len(sources)]
@@ -75,14 +79,21 @@ def headline_rows(report: dict[str, Any], bench: dict[str, Any] | None) -> list[
         latency = None
         if bench is not None and workload is not None:
             latency = bench["results"].get(router["name"], {}).get(workload, {}).get("p50_us")
-        rows.append({
-            "router": router["name"], "kind": router["kind"],
-            "accuracy": pooled["accuracy"], "under_routing": pooled["under_routing"],
-            "over_routing": pooled["over_routing"], "cost_relative": pooled["cost_relative"],
-            "quality_kept": pooled["quality_kept"],
-            "premium_share": pooled["tier_shares"]["premium"],
-            "apgr": rl.get("apgr"), "aiq": router["cost_quality"]["aiq"], "p50_us": latency,
-        })
+        rows.append(
+            {
+                "router": router["name"],
+                "kind": router["kind"],
+                "accuracy": pooled["accuracy"],
+                "under_routing": pooled["under_routing"],
+                "over_routing": pooled["over_routing"],
+                "cost_relative": pooled["cost_relative"],
+                "quality_kept": pooled["quality_kept"],
+                "premium_share": pooled["tier_shares"]["premium"],
+                "apgr": rl.get("apgr"),
+                "aiq": router["cost_quality"]["aiq"],
+                "p50_us": latency,
+            }
+        )
     return rows
 
 
@@ -114,8 +125,9 @@ def headline_table(report: dict[str, Any], bench: dict[str, Any] | None) -> str:
     return "\n".join(lines)
 
 
-def render_markdown(report: dict[str, Any], bench: dict[str, Any] | None,
-                    figures: dict[str, str]) -> str:
+def render_markdown(
+    report: dict[str, Any], bench: dict[str, Any] | None, figures: dict[str, str]
+) -> str:
     """The whole report as Markdown; ``figures`` maps a title to a PNG path relative to it."""
     context = report["context"]
     out = ["# router-ml evaluation", ""]
@@ -176,8 +188,11 @@ def _data_section(report: dict[str, Any], context: dict[str, Any]) -> list[str]:
     ]
     ours = report["routers"][0] if report["routers"] else None
     for name, shares in report["label_shares"].items():
-        n = report["n_records"] if name == "pooled" else (
-            ours["per_source"][name]["n"] if ours else "")
+        n = (
+            report["n_records"]
+            if name == "pooled"
+            else (ours["per_source"][name]["n"] if ours else "")
+        )
         out.append(f"| {name} | {n} | " + " | ".join(_pct(shares[t]) for t in TIERS) + " |")
     return [*out, ""]
 
@@ -196,8 +211,10 @@ def _noise_section(report: dict[str, Any]) -> list[str]:
         "|---|---|---:|---:|",
     ]
     for row in rows:
-        out.append(f"| {row['source']} | {' vs '.join(row['models'])} | {row['n']} "
-                   f"| {_pct(row['agreement'])} |")
+        out.append(
+            f"| {row['source']} | {' vs '.join(row['models'])} | {row['n']} "
+            f"| {_pct(row['agreement'])} |"
+        )
     return [*out, ""]
 
 
@@ -207,17 +224,33 @@ def _per_source_section(report: dict[str, Any]) -> list[str]:
     if not routers:
         return out
     sources = sorted(routers[0]["per_source"])
-    out += _per_source_table("Accuracy (under-routing) per source:", routers, sources,
-                             lambda m: f"{_pct(m['accuracy'])} ({_pct(m['under_routing'])})")
+    out += _per_source_table(
+        "Accuracy (under-routing) per source:",
+        routers,
+        sources,
+        lambda m: f"{_pct(m['accuracy'])} ({_pct(m['under_routing'])})",
+    )
     out += [""]
-    out += _per_source_table("Cost vs premium / quality kept per source:", routers, sources,
-                             lambda m: f"{_pct(m['cost_relative'])} / {_pct(m['quality_kept'])}")
+    out += _per_source_table(
+        "Cost vs premium / quality kept per source:",
+        routers,
+        sources,
+        lambda m: f"{_pct(m['cost_relative'])} / {_pct(m['quality_kept'])}",
+    )
     majority = [_pct(routers[0]["per_source"][s]["majority_accuracy"]) for s in sources]
-    out += ["", "| majority-label accuracy | " + " | ".join(majority) + " |", "|---|"
-            + "---:|" * len(sources), ""]
+    out += [
+        "",
+        "| majority-label accuracy | " + " | ".join(majority) + " |",
+        "|---|" + "---:|" * len(sources),
+        "",
+    ]
     ours = routers[0]
-    out += [f"Confusion matrix of {ours['name']} (rows: label, columns: chosen):", "",
-            "| label \\ chosen | " + " | ".join(TIERS) + " |", "|---|---:|---:|---:|"]
+    out += [
+        f"Confusion matrix of {ours['name']} (rows: label, columns: chosen):",
+        "",
+        "| label \\ chosen | " + " | ".join(TIERS) + " |",
+        "|---|---:|---:|---:|",
+    ]
     for tier, row in zip(TIERS, ours["pooled"]["confusion"], strict=True):
         out.append(f"| {tier} | " + " | ".join(str(v) for v in row) + " |")
     out += ["", f"Macro-F1: {_num(ours['pooled']['macro_f1'])}.", ""]
@@ -235,10 +268,16 @@ def _routellm_section(report: dict[str, Any]) -> list[str]:
         rl = router["routellm"]
         if rl is None:
             continue
-        out.append(f"| {router['name']} | {rl['n']} | {router['routellm_score']} "
-                   f"| {_num(rl['apgr'])} | {_pct(rl['cpt50'])} | {_pct(rl['cpt80'])} |")
-    out += ["", "A router without a continuous score is swept over its tier index (ties broken "
-            "at random), so its curve is the straight line through its one operating point.", ""]
+        out.append(
+            f"| {router['name']} | {rl['n']} | {router['routellm_score']} "
+            f"| {_num(rl['apgr'])} | {_pct(rl['cpt50'])} | {_pct(rl['cpt80'])} |"
+        )
+    out += [
+        "",
+        "A router without a continuous score is swept over its tier index (ties broken "
+        "at random), so its curve is the straight line through its one operating point.",
+        "",
+    ]
     return out
 
 
@@ -250,7 +289,8 @@ def _bench_section(bench: dict[str, Any]) -> list[str]:
         "## Speed (route() per request, one core, warm)",
         "",
         "p50 / p99 per call; batch = `route_batch` requests per second"
-        + (f"; × = p50 relative to {reference}" if reference else "") + ".",
+        + (f"; × = p50 relative to {reference}" if reference else "")
+        + ".",
         "",
         "| router | " + " | ".join(workloads) + " |",
         "|---|" + "---:|" * len(workloads),
@@ -265,10 +305,14 @@ def _bench_section(bench: dict[str, Any]) -> list[str]:
             cells.append(cell)
         out.append(f"| {name} | " + " | ".join(cells) + " |")
     settings = bench["settings"]
-    out += ["", f"Settings: up to {settings['n_calls']} timed calls after {settings['warmup']} "
-            f"warm-up calls (at most {settings['max_seconds']} s) per router and workload; batch "
-            f"of {settings['batch_size']}, median of {settings['batch_repeats']}. Workload sizes: "
-            f"{settings['workload_sizes']}.", ""]
+    out += [
+        "",
+        f"Settings: up to {settings['n_calls']} timed calls after {settings['warmup']} "
+        f"warm-up calls (at most {settings['max_seconds']} s) per router and workload; batch "
+        f"of {settings['batch_size']}, median of {settings['batch_repeats']}. Workload sizes: "
+        f"{settings['workload_sizes']}.",
+        "",
+    ]
     return out
 
 

@@ -48,12 +48,17 @@ class LatencyStats:
         if samples_ns.size == 0:
             raise ValueError("no latency samples")
         us = samples_ns / 1e3
-        return cls(int(us.size), float(np.percentile(us, 50)), float(np.percentile(us, 99)),
-                   float(us.min()))
+        return cls(
+            int(us.size),
+            float(np.percentile(us, 50)),
+            float(np.percentile(us, 99)),
+            float(us.min()),
+        )
 
 
-def time_calls(fn: Callable[[Any], Any], items: Sequence[Any], n_calls: int, warmup: int,
-               max_seconds: float) -> np.ndarray:
+def time_calls(
+    fn: Callable[[Any], Any], items: Sequence[Any], n_calls: int, warmup: int, max_seconds: float
+) -> np.ndarray:
     """Nanoseconds of each of up to ``n_calls`` calls ``fn(item)``, cycling through ``items``.
 
     Stops early after ``max_seconds`` (at least one call is timed), so a slow router on 100k-char
@@ -88,8 +93,12 @@ def time_calls(fn: Callable[[Any], Any], items: Sequence[Any], n_calls: int, war
     return samples[:count]
 
 
-def batch_throughput(route_batch: Callable[[Sequence[Request]], Any], requests: Sequence[Request],
-                     batch_size: int, repeats: int) -> float:
+def batch_throughput(
+    route_batch: Callable[[Sequence[Request]], Any],
+    requests: Sequence[Request],
+    batch_size: int,
+    repeats: int,
+) -> float:
     """Median requests per second of ``route_batch`` over ``repeats`` batches."""
     batch = [requests[i % len(requests)] for i in range(batch_size)]
     route_batch(batch[: min(8, batch_size)])  # warm-up
@@ -115,8 +124,9 @@ def generated_prompt(n_chars: int, seed: int = 0) -> Request:
     return {"messages": [{"role": "user", "content": text}]}
 
 
-def load_request_shapes(paths: Sequence[str | os.PathLike[str]], limit: int | None = None
-                        ) -> dict[str, list[Request]]:
+def load_request_shapes(
+    paths: Sequence[str | os.PathLike[str]], limit: int | None = None
+) -> dict[str, list[Request]]:
     """Requests of ``requests/*.jsonl.gz`` files (``{"id", "source", "request"}`` lines) by file."""
     shapes: dict[str, list[Request]] = {}
     for path in map(Path, paths):
@@ -167,15 +177,19 @@ def run_bench(
     if reference is not None and reference in results:
         for name, per_workload in results.items():
             ratios[name] = {
-                w: per_workload[w]["p50_us"] / results[reference][w]["p50_us"]
-                for w in per_workload
+                w: per_workload[w]["p50_us"] / results[reference][w]["p50_us"] for w in per_workload
             }
     return {
         "results": results,
         "ratio_to_reference_p50": ratios,
         "reference": reference if ratios else None,
         "samples_us": samples,
-        "settings": {"n_calls": n_calls, "warmup": warmup, "max_seconds": max_seconds,
-                     "batch_size": batch_size, "batch_repeats": batch_repeats,
-                     "workload_sizes": {w: len(r) for w, r in workloads.items()}},
+        "settings": {
+            "n_calls": n_calls,
+            "warmup": warmup,
+            "max_seconds": max_seconds,
+            "batch_size": batch_size,
+            "batch_repeats": batch_repeats,
+            "workload_sizes": {w: len(r) for w, r in workloads.items()},
+        },
     }

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.calibration import TIERS
 from router_ml.evaluation.dataset import EvalSet
 from router_ml.evaluation.metrics import tier_shares
+from router_ml.tiers import TIERS
 
 
 def traffic_summary(eval_set: EvalSet, top_categories: int = 3) -> list[dict[str, Any]]:
@@ -22,8 +22,9 @@ def traffic_summary(eval_set: EvalSet, top_categories: int = 3) -> list[dict[str
     total_premium = float(eval_set.costs[:, -1].sum())
     rows = []
     for source in sorted(set(eval_set.sources)):
-        rows.append(_row(source, eval_set.subset(eval_set.sources == source), total_premium,
-                         top_categories))
+        rows.append(
+            _row(source, eval_set.subset(eval_set.sources == source), total_premium, top_categories)
+        )
     rows.sort(key=lambda row: -row["premium_spend_share"])
     rows.append(_row("pooled", eval_set, total_premium, top_categories))
     return rows
@@ -45,7 +46,9 @@ def _row(name: str, subset: EvalSet, total_premium: float, top: int) -> dict[str
         "premium_spend_share": premium_spend / total_premium if total_premium else 0.0,
         "oracle_cost_relative": float(
             subset.costs[np.arange(len(subset)), subset.labels].sum() / premium_spend
-        ) if premium_spend else 0.0,
+        )
+        if premium_spend
+        else 0.0,
     }
 
 

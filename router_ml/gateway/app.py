@@ -37,7 +37,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from router_ml.errors import InvalidRequest
-from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
+from router_ml.features import FEATURE_SCHEMA
 from router_ml.gateway.config import GatewayConfig, TierTarget
 from router_ml.gateway.decision_log import DecisionLog
 from router_ml.gateway.escalation import Attempt, Outcome, call_with_escalation
@@ -113,7 +113,7 @@ class Gateway:
         self.log = DecisionLog(
             config.decision_log.path, config.decision_log.max_bytes, config.decision_log.backups
         )
-        self._extractor = FeatureExtractor() if config.decision_log.include_features else None
+        self._log_features = config.decision_log.include_features
         self._transport = transport
         self._pool: UpstreamPool | None = None
         self.app = Starlette(
@@ -386,12 +386,12 @@ class Gateway:
 
         The model's own feature vector is reused when it decided; others are extracted here.
         """
-        if self._extractor is not None and parsed is not None:
+        if self._log_features and parsed is not None:
             try:
                 features = (
                     decision.features
                     if decision is not None and decision.features is not None
-                    else self._extractor.extract_parsed(parsed)
+                    else self.router.features(parsed)
                 )
                 record.data["feature_schema"] = FEATURE_SCHEMA.hash
                 record.data["features"] = np.round(features.astype(np.float64), 6).tolist()

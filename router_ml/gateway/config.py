@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from router_ml.calibration import TIERS
 from router_ml.errors import PolicyError
 from router_ml.policy import Policy
+from router_ml.tiers import TIERS, next_tier
 
 RETRY_REASONS = ("http_5xx", "http_429", "timeout", "connection")
 """Failure kinds that may be retried on the next tier; 4xx client errors never are."""
@@ -59,8 +59,7 @@ class Escalation:
 
     def next_tier(self, tier: str) -> str | None:
         """The first chain tier more capable than ``tier``, or None when there is none."""
-        rank = TIERS.index(tier)
-        return next((t for t in self.chain if TIERS.index(t) > rank), None)
+        return next_tier(tier, self.chain)
 
 
 @dataclass(frozen=True)

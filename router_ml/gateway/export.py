@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router_ml.calibration import TIERS
 from router_ml.gateway.decision_log import log_files
+from router_ml.tiers import TIERS
 
 
 @dataclass

@@ -28,9 +28,9 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import CustomRoutingStrategyBase
 
-from router_ml.calibration import TIERS
 from router_ml.errors import InvalidRequest
 from router_ml.router import Decision, Router
+from router_ml.tiers import TIERS
 
 logger = logging.getLogger("router_ml.gateway.litellm")
 

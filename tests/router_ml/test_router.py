@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from router_ml import Decision, InvalidRequest, Router
-from router_ml.calibration import TIERS
+from router_ml.tiers import TIERS
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = [json.loads(line)["request"] for line in (REPO / "examples" / "requests.jsonl").open()]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from router_ml import Router
-from router_ml.calibration import TIERS
 from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
 from router_ml.model import TierModel, default_model_dir
+from router_ml.tiers import TIERS
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = REPO / "models" / "default"

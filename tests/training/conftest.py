@@ -13,4 +13,3 @@ from training.fixtures import write_fixture
 def fixture_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Synthetic traffic and catalog (600 records with a learnable tier signal)."""
     return write_fixture(tmp_path_factory.mktemp("fixture_data"))
-

@@ -22,12 +22,20 @@ def test_random_baselines_at_the_same_under_routing() -> None:
 
 def test_evidence_fills_missing_tiers_by_escalation_and_prices_requests() -> None:
     reps = TierRepresentatives({"s": {"economy": ("e",), "premium": ("p",)}}, {"s": 0.0})
-    records = [TrafficRecord("1", "s", "", {}, {"e": 0.0, "p": 1.0}),
-               TrafficRecord("2", "s", "", {}, {}, tier="standard")]
+    records = [
+        TrafficRecord("1", "s", "", {}, {"e": 0.0, "p": 1.0}),
+        TrafficRecord("2", "s", "", {}, {}, tier="standard"),
+    ]
     features = np.zeros((2, 60), dtype=np.float32)
     features[:, 11] = 1000  # tokens_total
-    evidence = gather_evidence(records, np.array([2, 1]), features, reps,
-                               {"economy": (1, 1), "standard": (3, 3), "premium": (15, 15)}, 0)
+    evidence = gather_evidence(
+        records,
+        np.array([2, 1]),
+        features,
+        reps,
+        {"economy": (1, 1), "standard": (3, 3), "premium": (15, 15)},
+        0,
+    )
     assert evidence.scores.tolist() == [[0, 1, 1], [0, 1, 1]]  # standard filled from premium
     # ...and paid at premium's price: routing to a tier without evidence earns no discount.
     assert evidence.costs[0].tolist() == pytest.approx([0.001, 0.015, 0.015])
@@ -38,12 +46,14 @@ def test_assess_reports_pooled_and_per_source() -> None:
     rng = np.random.default_rng(0)
     n = 400
     labels = rng.choice(3, size=n, p=[0.7, 0.15, 0.15])
-    risks = np.column_stack([(labels > 0) * 0.6 + rng.random(n) * 0.4,
-                             (labels > 1) * 0.6 + rng.random(n) * 0.3])
+    risks = np.column_stack(
+        [(labels > 0) * 0.6 + rng.random(n) * 0.4, (labels > 1) * 0.6 + rng.random(n) * 0.3]
+    )
     risks[:, 1] = np.minimum(risks[:, 1], risks[:, 0])
     scores = (np.arange(3)[None, :] >= labels[:, None]).astype(float)
-    evidence = Evidence(labels, np.array(["a", "b"] * (n // 2)), scores,
-                        np.tile([1.0, 3.0, 15.0], (n, 1)))
+    evidence = Evidence(
+        labels, np.array(["a", "b"] * (n // 2)), scores, np.tile([1.0, 3.0, 15.0], (n, 1))
+    )
     result = assess(evidence, risks, (0.5, 0.5))
     pooled = result["pooled"]
     assert set(result["per_source"]) == {"a", "b"}

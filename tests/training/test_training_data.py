@@ -10,9 +10,13 @@ import pytest
 
 from training.data import parse_record, read_traffic
 
-GOOD = {"id": "a", "source": "s", "category": "c",
-        "request": {"messages": [{"role": "user", "content": "hi"}]},
-        "outcomes": {"m1": 1.0, "m2": 0.0}}
+GOOD = {
+    "id": "a",
+    "source": "s",
+    "category": "c",
+    "request": {"messages": [{"role": "user", "content": "hi"}]},
+    "outcomes": {"m1": 1.0, "m2": 0.0},
+}
 
 
 def _line(**changes: object) -> str:

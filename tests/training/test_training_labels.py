@@ -7,24 +7,32 @@ import pytest
 from training.data import TrafficRecord
 from training.labels import Catalog, TierRepresentatives, label_from_scores, label_records
 
-CATALOG = Catalog.from_dict({
-    "_tiers": {t: {"input_usd_per_mtok": p, "output_usd_per_mtok": 2 * p}
-               for t, p in (("economy", 1), ("standard", 3), ("premium", 15))},
-    "e1": {"tier": "economy", "input_usd_per_mtok": 0.1, "output_usd_per_mtok": 0.2},
-    "e2": {"tier": "economy", "input_usd_per_mtok": 0.2, "output_usd_per_mtok": 0.4},
-    "e3": {"tier": "economy", "input_usd_per_mtok": 0.3, "output_usd_per_mtok": 0.6},
-    "s1": {"tier": "standard", "input_usd_per_mtok": 3, "output_usd_per_mtok": 15},
-    "p1": {"tier": "premium", "input_usd_per_mtok": 15, "output_usd_per_mtok": 75},
-    "x": {"tier": None},
-})
-CATALOG_SPEC_TIERS = {t: {"input_usd_per_mtok": 1, "output_usd_per_mtok": 1}
-                      for t in ("economy", "standard", "premium")}
+CATALOG = Catalog.from_dict(
+    {
+        "_tiers": {
+            t: {"input_usd_per_mtok": p, "output_usd_per_mtok": 2 * p}
+            for t, p in (("economy", 1), ("standard", 3), ("premium", 15))
+        },
+        "e1": {"tier": "economy", "input_usd_per_mtok": 0.1, "output_usd_per_mtok": 0.2},
+        "e2": {"tier": "economy", "input_usd_per_mtok": 0.2, "output_usd_per_mtok": 0.4},
+        "e3": {"tier": "economy", "input_usd_per_mtok": 0.3, "output_usd_per_mtok": 0.6},
+        "s1": {"tier": "standard", "input_usd_per_mtok": 3, "output_usd_per_mtok": 15},
+        "p1": {"tier": "premium", "input_usd_per_mtok": 15, "output_usd_per_mtok": 75},
+        "x": {"tier": None},
+    }
+)
+CATALOG_SPEC_TIERS = {
+    t: {"input_usd_per_mtok": 1, "output_usd_per_mtok": 1}
+    for t in ("economy", "standard", "premium")
+}
 
 
-def rec(outcomes: dict[str, float], source: str = "src", tier: str | None = None,
-        rid: str = "r") -> TrafficRecord:
-    return TrafficRecord(rid, source, "", {"messages": [{"role": "user", "content": "q"}]},
-                         outcomes, tier)
+def rec(
+    outcomes: dict[str, float], source: str = "src", tier: str | None = None, rid: str = "r"
+) -> TrafficRecord:
+    return TrafficRecord(
+        rid, source, "", {"messages": [{"role": "user", "content": "q"}]}, outcomes, tier
+    )
 
 
 def test_catalog_maps_models_to_tiers_and_prices() -> None:
@@ -35,7 +43,6 @@ def test_catalog_maps_models_to_tiers_and_prices() -> None:
         Catalog.from_dict({"m": {"tier": "economy"}})
     with pytest.raises(ValueError, match="unknown tier"):
         Catalog.from_dict({"_tiers": CATALOG_SPEC_TIERS, "m": {"tier": "gold"}})
-
 
 
 def test_representatives_are_the_best_models_of_each_tier_per_source() -> None:
@@ -70,8 +77,9 @@ def test_partial_tiers_use_what_they_say_and_never_invent_the_missing_tier() -> 
     assert label_from_scores({"economy": 1, "premium": 1}, 0.0) == 0
     # Only economy and standard: standard passing is the best evidence, premium is unknown.
     assert label_from_scores({"economy": 0, "standard": 1}, 0.0) == 1
-    reps = TierRepresentatives({"src": {"economy": ("e1",), "standard": ("s1",),
-                                        "premium": ("p1",)}}, {"src": 0.0})
+    reps = TierRepresentatives(
+        {"src": {"economy": ("e1",), "standard": ("s1",), "premium": ("p1",)}}, {"src": 0.0}
+    )
     assert reps.tier_scores(rec({"e1": 0, "p1": 1})) == {"economy": 0.0, "premium": 1.0}
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from router_ml.calibration import TIERS, choose_tiers
+from router_ml.calibration import choose_tiers
 from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
 from router_ml.model import TierModel
+from router_ml.tiers import TIERS
 from training.cli import register
 from training.fixtures import generate_records, tiny_config, write_fixture
 from training.pipeline import train
@@ -23,8 +24,16 @@ def test_model_directory_has_every_artifact(tiny_model_dir: Path) -> None:
     metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
     assert metadata["format_version"] == 1 and metadata["tiers"] == list(TIERS)
     assert metadata["feature_schema"] == FEATURE_SCHEMA.to_dict()
-    for key in ("calibration", "operating_points", "default_operating_point", "metrics",
-                "data_fingerprint", "library_versions", "training_config", "feature_ranges"):
+    for key in (
+        "calibration",
+        "operating_points",
+        "default_operating_point",
+        "metrics",
+        "data_fingerprint",
+        "library_versions",
+        "training_config",
+        "feature_ranges",
+    ):
         assert key in metadata
     assert len(metadata["feature_ranges"]["max"]) == len(FEATURE_SCHEMA.names)
     assert metadata["metrics"]["onnx_parity_max_abs_diff"] <= 1e-5
@@ -57,12 +66,14 @@ def test_runtime_loads_the_model_and_reproduces_the_decisions(tiny_model_dir: Pa
     op = model.default_operating_point
     chosen = choose_tiers(risks, op.thresholds)
     kinds = np.array(["tools" in r for r in requests]) + 2 * np.array(
-        ["Prove" in r["messages"][-1]["content"] for r in requests])
+        ["Prove" in r["messages"][-1]["content"] for r in requests]
+    )
     assert chosen[kinds == 0].mean() < chosen[kinds == 2].mean()  # proofs escalate
 
 
-def test_training_is_deterministic_for_a_seed(fixture_data: tuple[Path, Path],
-                                               tmp_path: Path) -> None:
+def test_training_is_deterministic_for_a_seed(
+    fixture_data: tuple[Path, Path], tmp_path: Path
+) -> None:
     traffic, catalog = fixture_data
     config = tiny_config(tmp_path)
     for out in ("a", "b"):
@@ -82,18 +93,32 @@ def test_bad_lines_are_reported_and_too_many_refused(tmp_path: Path) -> None:
         train([traffic], catalog, tmp_path / "m2", config_path=config, progress=False)
 
 
-def test_cli_trains_with_a_target_and_a_sample(fixture_data: tuple[Path, Path], tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_trains_with_a_target_and_a_sample(
+    fixture_data: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import argparse
 
     traffic, catalog = fixture_data
     parser = argparse.ArgumentParser(prog="router-ml")
     register(parser.add_subparsers())
-    args = parser.parse_args([
-        "train", "--data", str(traffic), "--catalog", str(catalog), "--out", str(tmp_path / "m"),
-        "--config", str(tiny_config(tmp_path)), "--target-under-routing", "0.08",
-        "--sample", "500", "--no-progress",
-    ])
+    args = parser.parse_args(
+        [
+            "train",
+            "--data",
+            str(traffic),
+            "--catalog",
+            str(catalog),
+            "--out",
+            str(tmp_path / "m"),
+            "--config",
+            str(tiny_config(tmp_path)),
+            "--target-under-routing",
+            "0.08",
+            "--sample",
+            "500",
+            "--no-progress",
+        ]
+    )
     assert args.func(args) == 0
     headline = json.loads(capsys.readouterr().out)
     assert headline["operating_point"] == "under_routing_0.08"
@@ -103,8 +128,14 @@ def test_cli_trains_with_a_target_and_a_sample(fixture_data: tuple[Path, Path], 
 
 
 def test_quick_model_on_a_sample_of_the_real_traffic(shared_data: Path, tmp_path: Path) -> None:
-    result = train([shared_data / "traffic"], shared_data / "models.json", tmp_path / "real",
-                   config_path=tiny_config(tmp_path), sample=3000, progress=False)
+    result = train(
+        [shared_data / "traffic"],
+        shared_data / "models.json",
+        tmp_path / "real",
+        config_path=tiny_config(tmp_path),
+        sample=3000,
+        progress=False,
+    )
     pooled = result.metadata["metrics"]["test"]["under_routing_0.05"]["pooled"]
     assert result.report.n_bad == 0
     assert pooled["apgr"] > 0.5  # better than random ranking of economy vs premium
@@ -120,7 +151,11 @@ def test_model_file_is_identical_across_processes(tmp_path: Path) -> None:
     for hash_seed in ("1", "2"):
         out = str(tmp_path / hash_seed)
         code = f"from training.fixtures import build_tiny_model; build_tiny_model({out!r})"
-        subprocess.run([sys.executable, "-c", code], cwd=repo, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=repo,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
     for name in ("model.onnx", "metadata.json", "MODEL_CARD.md"):
         assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes()

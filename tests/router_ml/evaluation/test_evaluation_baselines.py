@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router_ml.calibration import TIERS
 from router_ml.errors import InvalidRequest
 from router_ml.evaluation.baselines import (
     AlwaysTier,
@@ -14,6 +13,7 @@ from router_ml.evaluation.baselines import (
     RandomAtShares,
     load_learned_router,
 )
+from router_ml.tiers import TIERS
 
 
 def _req(text: str, max_tokens: int | None = None) -> dict:
@@ -39,8 +39,12 @@ def test_length_heuristic_cut_offs_by_hand() -> None:
     assert router.route(_req("x" * 400, max_tokens=100)) == "standard"  # 500 is not < 500
     assert router.route(_req("x" * 4999)) == "standard"
     assert router.route(_req("x" * 4000, max_tokens=1000)) == "premium"
-    two_turns = {"messages": [{"role": "system", "content": "s" * 300},
-                              {"role": "user", "content": "u" * 300}]}
+    two_turns = {
+        "messages": [
+            {"role": "system", "content": "s" * 300},
+            {"role": "user", "content": "u" * 300},
+        ]
+    }
     assert LengthHeuristic.size(two_turns) == 600
     requests = [_req("x" * n) for n in (10, 1000, 10_000)]
     np.testing.assert_array_equal(router.route_batch(requests), [0, 1, 2])
@@ -70,8 +74,10 @@ def test_oracle_returns_labels_and_escalates_on_conflicting_duplicates() -> None
 
 def test_learned_router_batch_equals_per_request_and_sweep_spans_the_tiers(tiny_model) -> None:
     router = load_learned_router(tiny_model)
-    requests = [_req("What is the capital of France?"),
-                _req("Prove theorem 3 step by step, justify each lemma. $\\sum x$ " * 5)]
+    requests = [
+        _req("What is the capital of France?"),
+        _req("Prove theorem 3 step by step, justify each lemma. $\\sum x$ " * 5),
+    ]
     batch = router.route_batch(requests)
     assert [TIERS[i] for i in batch] == [router.route(r) for r in requests]
     sweep = router.sweep(requests)

@@ -71,8 +71,11 @@ def test_build_eval_set_drops_unlabeled_records_and_prices_each_tier() -> None:
 
 def test_noise_reference_compares_snapshot_pairs_per_source() -> None:
     records = [
-        _record(str(i), "q", {"economy": 1.0, "premium": 1.0,
-                              "gpt-4o-2024-05-13": a, "gpt-4o-2024-08-06": b})
+        _record(
+            str(i),
+            "q",
+            {"economy": 1.0, "premium": 1.0, "gpt-4o-2024-05-13": a, "gpt-4o-2024-08-06": b},
+        )
         for i, (a, b) in enumerate([(1.0, 1.0), (0.0, 1.0), (0.0, 0.0), (1.0, 1.0)])
     ]
     eval_set = build_eval_set(records, _Representatives({str(i): 0 for i in range(4)}), PRICES)
@@ -95,5 +98,6 @@ def test_traffic_summary_rows_by_hand() -> None:
     assert pooled["label_economy"] == 0.5 and pooled["label_premium"] == 0.5
     costs = eval_set.costs
     assert pooled["oracle_cost_relative"] == pytest.approx(
-        (costs[0, 0] + costs[1, 2]) / costs[:, 2].sum())
+        (costs[0, 0] + costs[1, 2]) / costs[:, 2].sum()
+    )
     assert "| pooled | 2 |" in markdown_table(rows)

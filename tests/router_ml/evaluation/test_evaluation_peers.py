@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from router_ml.calibration import TIERS
 from router_ml.evaluation import peers
+from router_ml.tiers import TIERS
 
 
 def test_litellm_missing_is_a_clear_skip(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,17 +39,26 @@ def test_litellm_routes_offline_with_the_tier_map() -> None:
     pytest.importorskip("litellm.router_strategy.complexity_router")
     router = peers.LiteLLMComplexityRouter("heuristic")
     simple = {"messages": [{"role": "user", "content": "hi"}]}
-    hard = {"messages": [{"role": "user", "content": (
-        "Think step by step and prove, with a rigorous mathematical derivation, that the "
-        "algorithm's time complexity is O(n log n); then implement it in Python, analyze the "
-        "distributed system architecture trade-offs, and explain why, step by step?"
-    )}]}
+    hard = {
+        "messages": [
+            {
+                "role": "user",
+                "content": (
+                    "Think step by step and prove, with a rigorous mathematical derivation, "
+                    "that the algorithm's time complexity is O(n log n); then implement it in "
+                    "Python, analyze the distributed system architecture trade-offs, and "
+                    "explain why, step by step?"
+                ),
+            }
+        ]
+    }
     assert router.route(simple) == "economy"
     assert router.route(hard) in ("standard", "premium")
     scores = router.escalation_scores([simple, hard])
     assert scores[1] > scores[0]
-    only_tool = {"messages": [{"role": "system", "content": "x"}, {"role": "assistant",
-                                                                  "content": "done"}]}
+    only_tool = {
+        "messages": [{"role": "system", "content": "x"}, {"role": "assistant", "content": "done"}]
+    }
     assert router.route(only_tool) == "standard"  # no human ask: LiteLLM's MEDIUM fallback
     v2 = peers.LiteLLMComplexityRouter("heuristic_v2")
     assert v2.route(simple) in TIERS
@@ -62,13 +71,29 @@ def test_knn_routes_to_the_label_of_the_nearest_prompt() -> None:
     router = peers.EmbeddingKNNRouter(k=1)
     train = [
         {"messages": [{"role": "user", "content": "What is the weather like in Paris today?"}]},
-        {"messages": [{"role": "user", "content": "Prove the Riemann zeta function has "
-                                                  "infinitely many nontrivial zeros."}]},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "Prove the Riemann zeta function has "
+                    "infinitely many nontrivial zeros.",
+                }
+            ]
+        },
     ]
     router.fit(train, [0, 2])
-    query = [{"messages": [{"role": "user", "content": "Is it raining in Paris right now?"}]},
-             {"messages": [{"role": "user", "content": "Show the zeta function has infinitely "
-                                                       "many zeros on the critical line."}]}]
+    query = [
+        {"messages": [{"role": "user", "content": "Is it raining in Paris right now?"}]},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "Show the zeta function has infinitely "
+                    "many zeros on the critical line.",
+                }
+            ]
+        },
+    ]
     np.testing.assert_array_equal(router.route_batch(query), [0, 2])
     with pytest.raises(ValueError):
         peers.EmbeddingKNNRouter(k=5).fit(train, [0, 2])

@@ -56,23 +56,41 @@ def test_request_shapes_are_read_per_file(tmp_path) -> None:
 def test_run_bench_reports_every_router_and_workload_with_ratios() -> None:
     routers = [AlwaysTier("economy"), LengthHeuristic()]
     workloads = {"small": [generated_prompt(100, s) for s in range(3)]}
-    result = run_bench(routers, workloads, n_calls=20, warmup=2, batch_size=4, batch_repeats=2,
-                       reference="length heuristic")
+    result = run_bench(
+        routers,
+        workloads,
+        n_calls=20,
+        warmup=2,
+        batch_size=4,
+        batch_repeats=2,
+        reference="length heuristic",
+    )
     assert set(result["results"]) == {"always-economy", "length heuristic"}
     entry = result["results"]["always-economy"]["small"]
     assert entry["n_calls"] == 20 and entry["p99_us"] >= entry["p50_us"] > 0
     assert result["ratio_to_reference_p50"]["length heuristic"]["small"] == 1.0
     assert len(result["samples_us"]["always-economy"]["small"]) == 20
-    assert run_bench(routers, workloads, n_calls=5, warmup=0, batch_size=2, batch_repeats=1,
-                     reference="absent")["reference"] is None
+    assert (
+        run_bench(
+            routers,
+            workloads,
+            n_calls=5,
+            warmup=0,
+            batch_size=2,
+            batch_repeats=1,
+            reference="absent",
+        )["reference"]
+        is None
+    )
 
 
 def test_latency_plot_is_written(tmp_path) -> None:
     from router_ml.evaluation.plots import latency_plot
 
     workloads = {"small": [generated_prompt(100, s) for s in range(3)]}
-    bench = run_bench([AlwaysTier("economy")], workloads, n_calls=10, warmup=0, batch_size=2,
-                      batch_repeats=1)
+    bench = run_bench(
+        [AlwaysTier("economy")], workloads, n_calls=10, warmup=0, batch_size=2, batch_repeats=1
+    )
     bench["results"] = {"router-ml": bench["results"]["always-economy"]}
     bench["samples_us"] = {"router-ml": bench["samples_us"]["always-economy"]}
     assert latency_plot(bench, tmp_path / "latency.png").stat().st_size > 1000
