@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import yaml
-
 from router_ml.errors import PolicyError
 from router_ml.request import ChatRequest
+from router_ml.safe_yaml import YamlError, load_yaml, load_yaml_file
 from router_ml.tiers import TIERS
 
 AUTO = "auto"
@@ -107,11 +106,10 @@ class Policy:
         path = os.fspath(policy)
         if "\n" not in path and (path.endswith((".yaml", ".yml")) or os.path.exists(path)):
             try:
-                with open(path, encoding="utf-8") as handle:
-                    text = handle.read()
-            except OSError as exc:
-                raise PolicyError(f"cannot read policy file: {exc}", source=path) from exc
-            return cls.from_dict(_parse_yaml(text, path), source=path)
+                spec = load_yaml_file(path)
+            except YamlError as exc:
+                raise PolicyError(exc.problem, source=path) from exc
+            return cls.from_dict(spec, source=path)
         return cls.from_dict(_parse_yaml(path, "<text>"), source="<text>")
 
     @classmethod
@@ -153,9 +151,9 @@ class Policy:
 
 def _parse_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"invalid YAML: {exc}", source=source) from exc
+        return load_yaml(text, source)
+    except YamlError as exc:
+        raise PolicyError(exc.problem, source=source) from exc
 
 
 def _check_tiers(raw: Any, source: str) -> dict[str, str]:
