@@ -17,6 +17,9 @@ from typing import IO, Any
 
 from router_ml.progress import Progress
 
+SMALL_CALIBRATION_SAMPLE = 500
+"""Below this many requests, ``calibrate`` warns that the share it fixes is uncertain."""
+
 SUBCOMMAND_MODULES = (
     "training.cli",
     "router_ml.evaluation.cli",
@@ -33,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _register_route(subparsers)
+    _register_calibrate(subparsers)
     for module_name in SUBCOMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
@@ -180,6 +184,116 @@ def _route_batch(router: Any, path: Path, out: str | None, table: bool) -> int:
             sink.close()
     print(f"router-ml: routed {total - n_bad} of {total} lines; {n_bad} bad", file=sys.stderr)
     return 1 if n_bad else 0
+
+
+def _register_calibrate(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="set an operating point from unlabeled traffic: a target premium share",
+        description="Route a sample of your own requests (no outcomes needed) with the model and "
+        "choose the risk threshold that sends --premium-share of them to premium, like "
+        "RouteLLM's calibrate_threshold --strong-model-pct. The point is added to a copy of the "
+        "model in --out (the source is never changed) and made its default. It fixes a spend "
+        "share, not a quality: policy rules still apply on top, and under-routing is only "
+        "known once you have outcomes (router-ml eval). Input lines: request bodies, or records "
+        'with a "request" field (traffic records, decision-log lines with prompts); bad lines '
+        "are reported and skipped.",
+    )
+    parser.add_argument(
+        "--requests", required=True, metavar="IN.jsonl", help="your requests, one a line"
+    )
+    parser.add_argument(
+        "--premium-share",
+        required=True,
+        type=float,
+        metavar="SHARE",
+        help="share of the requests to send to premium, in [0, 1] (e.g. 0.3)",
+    )
+    parser.add_argument(
+        "--economy-share",
+        type=float,
+        metavar="SHARE",
+        help="also fix the share sent to economy (default: keep the base point's economy "
+        "threshold)",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="new model directory")
+    parser.add_argument(
+        "--keep-default",
+        action="store_true",
+        help="add the point without making it the copy's default",
+    )
+    add_model_arguments(parser)
+    parser.set_defaults(func=_run_calibrate)
+
+
+def _run_calibrate(args: argparse.Namespace) -> int:
+    import hashlib
+
+    import numpy as np
+
+    from router_ml.errors import InvalidRequest, RouterError
+    from router_ml.features import FeatureExtractor
+    from router_ml.model import TierModel, default_model_dir, parse_operating_point
+    from router_ml.request import load_json_body, parse_request
+    from router_ml.share_calibration import (
+        calibrate_shares,
+        operating_point_name,
+        write_calibrated_copy,
+    )
+
+    path = Path(args.requests)
+    try:
+        model_dir = Path(args.model) if args.model else default_model_dir()
+        model = TierModel.load(model_dir)
+        base = model.operating_point(parse_operating_point(args.operating_point))
+        total = sum(1 for _ in _batch_lines(path))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except (RouterError, ValueError, OSError) as exc:
+        print(f"router-ml calibrate: {exc}", file=sys.stderr)
+        return 2
+    extractor = FeatureExtractor()
+    rows, n_bad = [], 0
+    with Progress(total, "features") as progress:
+        for line_no, line in _batch_lines(path):
+            try:
+                record = load_json_body(line)
+                request = record.get("request", record) if isinstance(record, dict) else record
+                rows.append(extractor.extract_parsed(parse_request(request)))
+            except InvalidRequest as exc:
+                n_bad += 1
+                print(f"router-ml calibrate: {path}:{line_no}: {exc}", file=sys.stderr)
+            progress.update()
+    if not rows:
+        print(f"router-ml calibrate: {path}: no valid request", file=sys.stderr)
+        return 2
+    try:
+        calibration = calibrate_shares(
+            model.risks(np.vstack(rows)), args.premium_share, base.thresholds, args.economy_share
+        )
+        point = calibration.operating_point(
+            operating_point_name(args.premium_share, args.economy_share),
+            {"requests": str(path), "sha256": digest, "base_operating_point": base.name},
+        )
+        out = write_calibrated_copy(model_dir, args.out, point, not args.keep_default)
+    except (RouterError, ValueError, OSError) as exc:
+        print(f"router-ml calibrate: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"router-ml calibrate: {len(rows)} requests ({n_bad} bad lines skipped); wrote "
+        f"{point['name']} into {out}",
+        file=sys.stderr,
+    )
+    share = calibration.shares["premium"]
+    spread = 2 * (share * (1 - share) / len(rows)) ** 0.5
+    if len(rows) < SMALL_CALIBRATION_SAMPLE:
+        print(
+            f"router-ml calibrate: warning: only {len(rows)} requests; on new traffic of the same "
+            f"kind expect a premium share of about {share:.0%} ± {spread:.0%} (2 standard "
+            f"errors); calibrate on {SMALL_CALIBRATION_SAMPLE}+ requests for a firmer share",
+            file=sys.stderr,
+        )
+    print(json.dumps({"out": str(out), **point}, indent=1))
+    return 0
 
 
 def print_table(rows: Sequence[tuple[str, dict[str, Any]]], sink: IO[str]) -> None:

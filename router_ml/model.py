@@ -166,6 +166,23 @@ class TierModel:
         return max(eligible, key=lambda op: op.target_under_routing)
 
 
+def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The validated ``metadata.json`` of a model directory (raises ``ModelLoadError``)."""
+    return _read_metadata(Path(directory))
+
+
+def write_metadata(directory: str | os.PathLike[str], metadata: Mapping[str, Any]) -> Path:
+    """Write ``metadata.json`` atomically (temporary file, then rename); returns its path.
+
+    A reader (a gateway reloading the model) never sees half a file.
+    """
+    path = Path(directory) / "metadata.json"
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(metadata, indent=1) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return path
+
+
 def _read_metadata(directory: Path) -> dict[str, Any]:
     path = directory / "metadata.json"
     try:

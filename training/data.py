@@ -6,7 +6,11 @@ tier and judged, one JSON object a line, optionally gzip'd::
     {"id": "...", "source": "...", "category": "...",
      "request": {<OpenAI chat-completions body>},
      "outcomes": {"<model>": score in [0, 1], ...},     # and/or
+     "tier_outcomes": {"<tier>": score in [0, 1], ...}, # and/or (the deployed model of a tier)
      "tier": "economy" | "standard" | "premium"}         # a direct label
+
+``tier_outcomes`` is what ``router-ml export-log`` writes for a gateway's own traffic: the gateway
+knows which tier served each attempt, so its model names need no catalog entry.
 
 Real exports contain broken lines. A bad record (malformed JSON, invalid request, score outside
 [0, 1], unknown model, unknown tier, duplicate id) is skipped and reported with its file and line
@@ -44,6 +48,8 @@ class TrafficRecord:
     request: dict[str, Any]
     outcomes: dict[str, float]
     tier: str | None = None
+    tier_outcomes: dict[str, float] = field(default_factory=dict)
+    """Scores of the model deployed on a tier, keyed by tier (own gateway traffic)."""
 
 
 @dataclass
@@ -148,26 +154,32 @@ def parse_record(line: str, known_models: Collection[str] | None = None) -> Traf
     except InvalidRequest as exc:
         raise ValueError(f"request.{exc.field}: {exc.problem}") from None
     outcomes = _parse_outcomes(raw.get("outcomes", {}), known_models)
+    tier_outcomes = _parse_outcomes(raw.get("tier_outcomes", {}), TIERS, "tier_outcomes")
     tier = raw.get("tier")
     if tier is not None and tier not in TIERS:
         raise ValueError(f"tier: unknown tier {tier!r}; expected one of {TIERS}")
-    if not outcomes and tier is None:
-        raise ValueError("neither outcomes nor tier: the record carries no label evidence")
-    return TrafficRecord(record_id, source, category, request, outcomes, tier)
+    if not outcomes and not tier_outcomes and tier is None:
+        raise ValueError(
+            "neither outcomes, tier_outcomes nor tier: the record carries no label evidence"
+        )
+    return TrafficRecord(record_id, source, category, request, outcomes, tier, tier_outcomes)
 
 
-def _parse_outcomes(raw: Any, known_models: Collection[str] | None) -> dict[str, float]:
+def _parse_outcomes(
+    raw: Any, known_models: Collection[str] | None, name: str = "outcomes"
+) -> dict[str, float]:
     if not isinstance(raw, dict):
-        raise ValueError("outcomes: expected an object mapping model to score")
+        raise ValueError(f"{name}: expected an object mapping model to score")
     outcomes: dict[str, float] = {}
     for model, score in raw.items():
         numeric = isinstance(score, int | float) and not isinstance(score, bool)
         if not numeric or not math.isfinite(score):
-            raise ValueError(f"outcomes[{model!r}]: expected a number, got {score!r}")
+            raise ValueError(f"{name}[{model!r}]: expected a number, got {score!r}")
         if not 0.0 <= score <= 1.0:
-            raise ValueError(f"outcomes[{model!r}]: score {score} outside [0, 1]")
+            raise ValueError(f"{name}[{model!r}]: score {score} outside [0, 1]")
         if known_models is not None and model not in known_models:
-            raise ValueError(f"outcomes[{model!r}]: unknown model (not in the catalog)")
+            what = "tier" if name == "tier_outcomes" else "model (not in the catalog)"
+            raise ValueError(f"{name}[{model!r}]: unknown {what}")
         outcomes[model] = float(score)
     return outcomes
 

@@ -151,13 +151,18 @@ class TierRepresentatives:
         return self.models.get(key, {}), self.tolerance.get(key, BINARY_TOLERANCE)
 
     def tier_scores(self, record: TrafficRecord) -> dict[str, float]:
-        """Mean outcome of each tier's representatives present in the record; no absent tiers."""
+        """Mean outcome of each tier's representatives present in the record; no absent tiers.
+
+        A score of the model deployed on a tier (``tier_outcomes``, own gateway traffic) is that
+        tier's score.
+        """
         representatives, _ = self._for(record.source)
         scores: dict[str, float] = {}
         for tier, models in representatives.items():
             present = [record.outcomes[m] for m in models if m in record.outcomes]
             if present:
                 scores[tier] = sum(present) / len(present)
+        scores.update(record.tier_outcomes)
         return scores
 
     def label(self, record: TrafficRecord) -> int | None:

@@ -46,12 +46,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     export = subparsers.add_parser(
         "export-log",
-        help="join a gateway decision log with outcomes into training traffic JSONL",
-        description="Write one traffic record per logged request that has an outcome, in the "
+        help="turn a gateway decision log (gate verdicts, outcomes) into training traffic JSONL",
+        description="Write one traffic record per logged request that has evidence, in the "
         "format `router-ml train` reads. The log must have been written with "
-        "decision_log.include_prompts: true (training needs the request). An outcomes line is "
+        "decision_log.include_prompts: true (training needs the request). Evidence: every "
+        "answer-gate verdict in the log (a failed gate = that tier was not enough; a pass = its "
+        "answer was structurally sound), and an optional outcomes file, one line per request: "
         '{"id": <x-router-request-id>, "tier": "economy|standard|premium"}, or {"id", '
-        '"outcomes": {model: score}}, or {"id", "score": s} (the served model\'s score in [0, 1]).',
+        '"outcomes": {model: score}}, or {"id", "score": s} (the served model\'s score in '
+        "[0, 1]). Evidence about served models is written per tier (tier_outcomes), so the "
+        "records need no catalog entry for your model names. Malformed outcome lines are "
+        "reported and skipped; what could not be joined is warned about on stderr.",
     )
     export.add_argument(
         "--log",
@@ -61,9 +66,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="the active decision log(s) (one per worker with --workers); rotated backups "
         "are read too",
     )
-    export.add_argument("--outcomes", required=True, metavar="FILE", help="outcomes JSONL")
+    export.add_argument(
+        "--outcomes", metavar="FILE", help="outcomes JSONL (optional: gate verdicts alone count)"
+    )
     export.add_argument("--out", required=True, metavar="FILE", help="traffic JSONL to write")
     export.add_argument("--source", default="gateway", help="source field of the records")
+    export.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the gateway YAML: its tier models name the tier of models scored in the outcomes "
+        "file that the log never served",
+    )
+    export.add_argument(
+        "--no-gates",
+        dest="use_gates",
+        action="store_false",
+        help="ignore answer-gate verdicts; export only requests with an outcome",
+    )
     export.set_defaults(func=run_export)
 
 
@@ -137,12 +156,23 @@ def app_from_env():
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from router_ml.gateway.export import export_traffic
+    from router_ml.gateway.export import export_traffic, tier_models_from_config
 
     try:
-        report = export_traffic(args.log, args.outcomes, args.out, source=args.source)
+        tier_models = tier_models_from_config(args.config) if args.config else None
+        report = export_traffic(
+            args.log,
+            args.outcomes,
+            args.out,
+            source=args.source,
+            tier_models=tier_models,
+            use_gates=args.use_gates,
+        )
     except (OSError, ValueError) as exc:
         print(f"router-ml export-log: {exc}", file=sys.stderr)
         return 2
     print(report.summary())
+    for warning in report.warnings():
+        prefix = "" if warning.startswith(" ") else "router-ml export-log: warning: "
+        print(prefix + warning, file=sys.stderr)
     return 0 if report.written else 1

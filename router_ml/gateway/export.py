@@ -1,16 +1,31 @@
-"""Join a gateway decision log with judged outcomes into the traffic JSONL that training reads.
+"""Join a gateway decision log with judged outcomes and answer-gate verdicts into training traffic.
 
-Retraining on a team's own traffic needs two things the gateway cannot know alone: the request
-(logged only when the operator opts in with ``decision_log.include_prompts``) and how well it was
-answered (from user feedback, an evaluator, or replaying a sample on each tier). The outcomes file
-carries the latter keyed by the request id the gateway returned in ``x-router-request-id``:
+Retraining on a team's own traffic needs two things: the request (logged only when the operator
+opts in with ``decision_log.include_prompts``) and evidence of how well each tier answered it.
+Evidence comes from two places:
 
-- ``{"id": ..., "tier": "standard"}``: a direct label (the cheapest tier that answers well);
-- ``{"id": ..., "outcomes": {"model-a": 1.0, "model-b": 0.0}}``: scores of several models;
-- ``{"id": ..., "score": 0.0}``: the score of the model that served the request.
+- **answer gates** (free labels): each attempt in the log line carries ``gate`` ``{"name",
+  "passed", "detail"}`` or null. A failed gate says "this tier was not enough for this request"
+  (score 0 for that tier); a passed gate says the answer was structurally sound (score 1). Gates
+  only check structure (JSON, tool arguments, truncation, refusals), so a judged outcome for the
+  same tier always wins over a gate verdict;
+- **an outcomes file** (optional), keyed by the request id the gateway returned in
+  ``x-router-request-id``:
 
-An optional ``category`` is copied. Lines that cannot be joined are counted by reason, not
-silently dropped, so the operator sees when prompts were not logged.
+  - ``{"id": ..., "tier": "standard"}``: a direct label (the cheapest tier that answers well);
+  - ``{"id": ..., "outcomes": {"model-a": 1.0, "model-b": 0.0}}``: scores of several models;
+  - ``{"id": ..., "score": 0.0}``: the score of the model that served the request.
+
+Served model names (``gpt-4o-mini``, ``o1``) are usually not in the public catalog, so evidence
+about a model the gateway serves is written per *tier* (``tier_outcomes: {"economy": 0.0}``): the
+log line records which tier each attempt went to, and ``--config`` adds the tier → model map of
+the gateway config for models named only in the outcomes file. A model whose tier is known from
+neither stays in ``outcomes`` (training then needs it in its catalog) and is warned about.
+
+An optional ``category`` is copied. Nothing is dropped silently: unjoinable log lines are counted
+by reason, malformed outcome lines are reported with their line number and skipped (like
+``route`` and ``train`` do; beyond ``max_bad_share`` of them the file is refused), and outcomes
+that match no log line are counted.
 """
 
 from __future__ import annotations
@@ -19,84 +34,191 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from router_ml.gateway.decision_log import log_files
 from router_ml.tiers import TIERS
+
+MAX_BAD_SHARE = 0.05
+"""The share of malformed outcome lines beyond which the file is refused (as in ``train``)."""
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class OutcomesReport:
+    """The outcome lines read and every bad one as ``(path, line_no, reason)``."""
+
+    n_read: int = 0
+    bad: list[tuple[str, int, str]] = field(default_factory=list)
 
 
 @dataclass
 class ExportReport:
-    """What the join did: records written and everything skipped, by reason."""
+    """What the join did: records written, where their evidence came from, what was skipped."""
 
     log_lines: int = 0
     written: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     unused_outcomes: int = 0
+    evidence: Counter[str] = field(default_factory=Counter)
+    """Records by the kind of evidence they carry (outcomes file, gates, both)."""
+    gate_verdicts: Counter[str] = field(default_factory=Counter)
+    """Gate verdicts used, as ``"<tier> failed"`` / ``"<tier> passed"``."""
+    unknown_tier_models: Counter[str] = field(default_factory=Counter)
+    """Models scored in the outcomes file whose tier neither the log nor the config names."""
+    outcomes: OutcomesReport = field(default_factory=OutcomesReport)
 
     def summary(self) -> str:
         lines = [f"read {self.log_lines} log lines, wrote {self.written} traffic records"]
+        lines += [f"  {n} with evidence from {kind}" for kind, n in sorted(self.evidence.items())]
+        if self.gate_verdicts:
+            verdicts = ", ".join(f"{k} {n}" for k, n in sorted(self.gate_verdicts.items()))
+            lines.append(f"  gate verdicts used: {verdicts}")
         lines += [f"  skipped {n}: {reason}" for reason, n in self.skipped.most_common()]
-        if self.unused_outcomes:
-            lines.append(f"  {self.unused_outcomes} outcomes matched no log line")
         return "\n".join(lines)
 
+    def warnings(self, limit: int = 10) -> list[str]:
+        """What the operator should look at: evidence that could not be joined or used."""
+        found = []
+        bad = self.outcomes.bad
+        if bad:
+            found.append(
+                f"{len(bad)} of {self.outcomes.n_read} outcome lines are malformed and were "
+                "skipped:"
+            )
+            found += [f"  {path}:{line_no}: {reason}" for path, line_no, reason in bad[:limit]]
+            if len(bad) > limit:
+                found.append(f"  ... and {len(bad) - limit} more")
+        if self.unused_outcomes:
+            found.append(
+                f"{self.unused_outcomes} outcomes matched no log line (wrong log file, or a "
+                "rotated backup already deleted?)"
+            )
+        for model, n in self.unknown_tier_models.most_common():
+            found.append(
+                f"model {model!r} ({n} records): its tier is in neither the log nor the gateway "
+                "config (pass --config); training rejects it unless the catalog knows it"
+            )
+        if self.skipped:
+            found.append(
+                f"{sum(self.skipped.values())} log lines were not exported (reasons above)"
+            )
+        return found
 
-def read_outcomes(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """Outcome lines by request id; raises ``ValueError`` naming the first bad line."""
+
+def read_outcomes(
+    path: PathLike, max_bad_share: float = MAX_BAD_SHARE
+) -> tuple[dict[str, dict[str, Any]], OutcomesReport]:
+    """Outcome lines by request id, and the report of the malformed lines that were skipped.
+
+    A malformed line (bad JSON, missing id, unknown tier, score outside [0, 1], a repeated id) is
+    reported with its line number and skipped. Raises ``ValueError`` when more than
+    ``max_bad_share`` of the lines are malformed: then the file itself is suspect.
+    """
     outcomes: dict[str, dict[str, Any]] = {}
-    with open(path, encoding="utf-8") as handle:
+    first_line: dict[str, int] = {}
+    report = OutcomesReport()
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
-            where = f"{path}:{line_no}"
+            report.n_read += 1
             try:
                 raw = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: malformed JSON: {exc.msg}") from None
-            outcomes[_check_outcome(raw, where)] = raw
-    return outcomes
+                report.bad.append((str(path), line_no, f"malformed JSON: {exc.msg}"))
+                continue
+            try:
+                request_id = _check_outcome(raw)
+            except ValueError as exc:
+                report.bad.append((str(path), line_no, str(exc)))
+                continue
+            if request_id in outcomes:
+                report.bad.append(
+                    (str(path), line_no, f"id {request_id!r} repeats line {first_line[request_id]}")
+                )
+                continue
+            outcomes[request_id] = raw
+            first_line[request_id] = line_no
+    if report.n_read and len(report.bad) / report.n_read > max_bad_share:
+        shown = "\n".join(f"  {p}:{n}: {reason}" for p, n, reason in report.bad[:10])
+        raise ValueError(
+            f"{path}: {len(report.bad)} of {report.n_read} outcome lines are malformed "
+            f"(allowed {max_bad_share:.0%}); is this an outcomes file?\n{shown}"
+        )
+    return outcomes, report
 
 
-def _check_outcome(raw: Any, where: str) -> str:
+def _check_outcome(raw: Any) -> str:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
-        raise ValueError(f"{where}: expected an object with a non-empty string id")
+        raise ValueError("expected an object with a non-empty string id")
     kinds = [k for k in ("tier", "outcomes", "score") if k in raw]
     if len(kinds) != 1:
-        raise ValueError(f"{where}: expected exactly one of tier, outcomes, score; got {kinds}")
+        raise ValueError(f"expected exactly one of tier, outcomes, score; got {kinds}")
     if "tier" in raw and raw["tier"] not in TIERS:
-        raise ValueError(f"{where}: tier {raw['tier']!r} is not one of {list(TIERS)}")
+        raise ValueError(f"tier {raw['tier']!r} is not one of {list(TIERS)}")
     scores = raw.get("outcomes", {"served": raw.get("score", 0.0)})
     if not isinstance(scores, dict) or not scores:
-        raise ValueError(f"{where}: outcomes must map model names to scores")
+        raise ValueError("outcomes must map model names to scores")
     for model, score in scores.items():
         if (
             isinstance(score, bool)
             or not isinstance(score, int | float)
             or not (math.isfinite(score) and 0.0 <= score <= 1.0)
         ):
-            raise ValueError(
-                f"{where}: score of {model!r} must be a number in [0, 1], got {score!r}"
-            )
+            raise ValueError(f"score of {model!r} must be a number in [0, 1], got {score!r}")
     if not isinstance(raw.get("category", ""), str):
-        raise ValueError(f"{where}: category must be a string")
+        raise ValueError("category must be a string")
     return raw["id"]
 
 
+def tier_models_from_config(path: PathLike) -> dict[str, str]:
+    """Model name → tier from a gateway config's ``tiers`` (or its policy's tier models).
+
+    Only the tier map is read, so exporting needs neither the upstream API keys nor the model.
+    """
+    from router_ml.gateway.config import GatewayConfigError, _policy
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read the gateway config: {exc}") from exc
+    tiers = raw.get("tiers") if isinstance(raw, dict) else None
+    if not isinstance(tiers, dict):
+        raise ValueError(f"{path}: no tiers section")
+    models = {t: s.get("model") for t, s in tiers.items() if t in TIERS and isinstance(s, dict)}
+    if not all(isinstance(m, str) and m for m in models.values()) or set(models) != set(TIERS):
+        router = raw.get("router") if isinstance(raw.get("router"), dict) else {}
+        try:
+            policy = _policy(router.get("policy"), tiers, path.parent)
+        except GatewayConfigError as exc:
+            raise ValueError(f"{path}: {exc}") from exc
+        models = {tier: policy.tiers[tier] for tier in TIERS}
+    return {model: tier for tier, model in models.items()}
+
+
 def export_traffic(
-    log_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
-    outcomes_path: str | os.PathLike[str],
-    out_path: str | os.PathLike[str],
+    log_path: PathLike | Sequence[PathLike],
+    outcomes_path: PathLike | None,
+    out_path: PathLike,
     source: str = "gateway",
+    tier_models: Mapping[str, str] | None = None,
+    use_gates: bool = True,
 ) -> ExportReport:
-    """Write traffic records for every logged request with an outcome; returns the report.
+    """Write a traffic record for every logged request with evidence; returns the report.
 
     ``log_path`` is the active log, or several (one per worker process); rotated backups
-    (``.1``, ``.2``, ...) are read too. The output is written to a temporary file and renamed, so
-    a failed export leaves no half file.
+    (``.1``, ``.2``, ...) are read too. ``outcomes_path`` may be None: then gate verdicts are the
+    only evidence. ``tier_models`` maps model names to tiers (see :func:`tier_models_from_config`);
+    every tier and model the log's attempts name is added to it. The output is written to a
+    temporary file and renamed, so a failed export leaves no half file.
     """
     paths = [log_path] if isinstance(log_path, str | os.PathLike) else list(log_path)
     files = []
@@ -105,41 +227,88 @@ def export_traffic(
         if not found:
             raise ValueError(f"{path}: no decision log (or rotated backups) found")
         files += found
-    outcomes = read_outcomes(outcomes_path)
     report = ExportReport()
+    outcomes: dict[str, dict[str, Any]] = {}
+    if outcomes_path is not None:
+        outcomes, report.outcomes = read_outcomes(outcomes_path)
+    entries = list(_log_entries(files, report))
+    model_tiers = dict(tier_models or {})
+    for entry in entries:
+        for attempt in _attempts(entry):
+            model_tiers.setdefault(attempt["model"], attempt["tier"])
     used: set[str] = set()
     out = Path(out_path)
     partial = out.with_name(out.name + ".partial")
     with open(partial, "w", encoding="utf-8") as sink:
-        for path in files:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    if not line.strip():
-                        continue
-                    report.log_lines += 1
-                    record, reason = _join(line, outcomes, used, source)
-                    if record is None:
-                        report.skipped[reason] += 1
-                        continue
-                    sink.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    report.written += 1
+        for entry in entries:
+            record, reason = _join(entry, outcomes, used, source, model_tiers, use_gates, report)
+            if record is None:
+                report.skipped[reason] += 1
+                continue
+            sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+            report.written += 1
     partial.replace(out)
     report.unused_outcomes = len(set(outcomes) - used)
     return report
 
 
+def _log_entries(files: Sequence[Path], report: ExportReport) -> Any:
+    for path in files:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                report.log_lines += 1
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    report.skipped["malformed log line"] += 1
+                    continue
+                if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+                    report.skipped["log line without an id"] += 1
+                    continue
+                yield entry
+
+
+def _attempts(entry: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The log line's well-formed attempts (tier and model named)."""
+    attempts = entry.get("attempts")
+    if not isinstance(attempts, list):
+        return []
+    return [
+        a
+        for a in attempts
+        if isinstance(a, dict) and a.get("tier") in TIERS and isinstance(a.get("model"), str)
+    ]
+
+
+def gate_scores(entry: Mapping[str, Any]) -> dict[str, float]:
+    """Tier → 0.0 (a gate failed on that tier's answer) or 1.0 (its gates passed).
+
+    Attempts without a gate verdict (no gate ran, or the call itself failed) are no evidence of
+    answer quality and are left out.
+    """
+    scores: dict[str, float] = {}
+    for attempt in _attempts(entry):
+        gate = attempt.get("gate")
+        if isinstance(gate, dict) and isinstance(gate.get("passed"), bool):
+            scores[attempt["tier"]] = 1.0 if gate["passed"] else 0.0
+    return scores
+
+
 def _join(
-    line: str, outcomes: dict[str, dict[str, Any]], used: set[str], source: str
+    entry: dict[str, Any],
+    outcomes: Mapping[str, dict[str, Any]],
+    used: set[str],
+    source: str,
+    model_tiers: Mapping[str, str],
+    use_gates: bool,
+    report: ExportReport,
 ) -> tuple[dict[str, Any] | None, str]:
-    try:
-        entry = json.loads(line)
-    except json.JSONDecodeError:
-        return None, "malformed log line"
-    if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-        return None, "log line without an id"
     outcome = outcomes.get(entry["id"])
-    if outcome is None:
-        return None, "no outcome for the request"
+    gates = gate_scores(entry) if use_gates else {}
+    if outcome is None and not gates:
+        return None, "no outcome and no gate verdict for the request"
     if entry["id"] in used:
         return None, "duplicate request id in the log"
     request = entry.get("request")
@@ -148,17 +317,56 @@ def _join(
     record: dict[str, Any] = {
         "id": entry["id"],
         "source": source,
-        "category": outcome.get("category", ""),
+        "category": (outcome or {}).get("category", ""),
         "request": request,
     }
-    if "tier" in outcome:
-        record["tier"] = outcome["tier"]
-    elif "outcomes" in outcome:
-        record["outcomes"] = outcome["outcomes"]
-    else:
-        served = entry.get("model") if entry.get("status") == 200 else None
-        if not served:
-            return None, "score given but no model served the request"
-        record["outcomes"] = {served: float(outcome["score"])}
+    tier_outcomes = dict(gates)
+    if outcome is not None:
+        judged, reason = _judged(entry, outcome, model_tiers, report)
+        if reason:
+            return None, reason
+        tier_outcomes.update(judged.pop("tier_outcomes", {}))
+        record.update(judged)
+    if tier_outcomes:
+        record["tier_outcomes"] = {t: tier_outcomes[t] for t in TIERS if t in tier_outcomes}
+    kinds = [k for k, present in (("outcomes file", outcome), ("gates", gates)) if present]
+    report.evidence[" and ".join(kinds)] += 1
+    for tier, score in gates.items():
+        report.gate_verdicts[f"{tier} {'passed' if score else 'failed'}"] += 1
     used.add(entry["id"])
     return record, ""
+
+
+def _judged(
+    entry: Mapping[str, Any],
+    outcome: Mapping[str, Any],
+    model_tiers: Mapping[str, str],
+    report: ExportReport,
+) -> tuple[dict[str, Any], str]:
+    """The outcome line as record fields; a non-empty string says why it cannot be used."""
+    if "tier" in outcome:
+        return {"tier": outcome["tier"]}, ""
+    if "score" in outcome:
+        served = entry.get("model") if entry.get("status") == 200 else None
+        tier = entry.get("tier") if entry.get("tier") in TIERS else model_tiers.get(served or "")
+        if not served:
+            return {}, "score given but no model served the request"
+        if tier is None:
+            report.unknown_tier_models[served] += 1
+            return {"outcomes": {served: float(outcome["score"])}}, ""
+        return {"tier_outcomes": {tier: float(outcome["score"])}}, ""
+    by_tier: dict[str, list[float]] = {}
+    by_model: dict[str, float] = {}
+    for model, score in outcome["outcomes"].items():
+        tier = model_tiers.get(model)
+        if tier is None:
+            by_model[model] = float(score)
+            report.unknown_tier_models[model] += 1
+        else:
+            by_tier.setdefault(tier, []).append(float(score))
+    fields: dict[str, Any] = {
+        "tier_outcomes": {tier: sum(s) / len(s) for tier, s in by_tier.items()}
+    }
+    if by_model:
+        fields["outcomes"] = by_model
+    return fields, ""
