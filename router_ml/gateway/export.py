@@ -39,9 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from router_ml.gateway.decision_log import log_files
+from router_ml.safe_yaml import load_yaml_file
 from router_ml.tiers import TIERS
 
 MAX_BAD_SHARE = 0.05
@@ -186,10 +185,7 @@ def tier_models_from_config(path: PathLike) -> dict[str, str]:
     from router_ml.gateway.config import GatewayConfigError, _policy
 
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ValueError(f"{path}: cannot read the gateway config: {exc}") from exc
+    raw = load_yaml_file(path)  # YamlError is a ValueError naming the file
     tiers = raw.get("tiers") if isinstance(raw, dict) else None
     if not isinstance(tiers, dict):
         raise ValueError(f"{path}: no tiers section")
