@@ -18,22 +18,47 @@ Match keys (all given keys must hold):
 - ``has_image``, ``json_mode``, ``stream``: booleans.
 - ``metadata``: a mapping of key to a value or list of accepted values.
 - ``model``: the requested model name, or a list of names (aliases such as ``router-fast``).
+- ``text_matches``: a regular expression searched in the subject (the whole conversation without
+  ``role``), within its first :data:`TEXT_MATCH_CHARS` characters. Patterns are checked at load
+  for constructs that can backtrack exponentially (a repeat nested in an unbounded repeat, an
+  alternation under an unbounded repeat, backreferences) and refused, so matching time is bounded
+  by the text bound.
+- ``after_error``: the newest tool result reads like an error (:mod:`router_ml.recovery`).
+- ``retry``: the user rejects the previous answer ("that's wrong", "redo"), or the caller says the
+  same request was seen moments ago (the gateway's request-hash cache passes ``repeated=True``).
+
+What a rule does (exactly one):
+
+- ``tier: <tier>``: that tier; ``tier: auto``: the learned model decides.
+- ``min_tier: <tier>``: the learned model decides, but never below that tier.
+- ``cascade: [economy, premium]`` (or ``tier: cascade``, short for that list): try the first
+  tier; a gateway with answer gates steps to the next when the answer fails a gate.
+
+The ``default`` takes the same forms.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from router_ml.errors import PolicyError
+from router_ml.recovery import RecoverySignals, recovery_signals
 from router_ml.request import ChatRequest
 from router_ml.safe_yaml import YamlError, load_yaml, load_yaml_file
-from router_ml.tiers import TIERS
+from router_ml.tiers import TIERS, at_least, tier_rank
 
 AUTO = "auto"
+CASCADE = "cascade"
+DEFAULT_CASCADE = (TIERS[0], TIERS[-1])
+"""What ``tier: cascade`` means: the cheapest tier, then the most capable one."""
+TEXT_MATCH_CHARS = 8192
+"""Characters of the subject searched by ``text_matches``."""
+MAX_PATTERN_CHARS = 512
 SUBJECT_ROLES = ("system", "user", "assistant", "tool", "last")
 MATCH_KEYS = (
     "role",
@@ -48,7 +73,11 @@ MATCH_KEYS = (
     "stream",
     "metadata",
     "model",
+    "text_matches",
+    "after_error",
+    "retry",
 )
+ACTION_KEYS = ("tier", "min_tier", "cascade")
 _ROLE_GROUPS = {
     "system": ("system", "developer"),
     "user": ("user",),
@@ -59,28 +88,67 @@ _ROLE_GROUPS = {
 TokenCount = Callable[[str], int]
 
 
+class _Context:
+    """What the conditions of one decision share: the token counter, the caller's repeat hint,
+    and the recovery signals (read once, on first use)."""
+
+    __slots__ = ("_signals", "count_tokens", "repeated", "request")
+
+    def __init__(self, request: ChatRequest, count_tokens: TokenCount, repeated: bool) -> None:
+        self.request, self.count_tokens, self.repeated = request, count_tokens, repeated
+        self._signals: RecoverySignals | None = None
+
+    @property
+    def signals(self) -> RecoverySignals:
+        if self._signals is None:
+            self._signals = recovery_signals(self.request)
+        return self._signals
+
+
 @dataclass(frozen=True)
 class Rule:
-    """One named rule: when every condition in ``match`` holds, route to ``tier``."""
+    """One named rule: when every condition in ``match`` holds, route as it says.
+
+    ``tier`` is a tier or ``auto``; ``min_tier`` (with ``tier: auto``) floors the model's choice;
+    a non-empty ``cascade`` lists the tiers to try in order (``tier`` is then its first).
+    """
 
     name: str
     match: Mapping[str, Any]
     tier: str
+    min_tier: str | None = None
+    cascade: tuple[str, ...] = ()
 
-    def matches(self, request: ChatRequest, count_tokens: TokenCount) -> bool:
+    def matches(
+        self, request: ChatRequest, count_tokens: TokenCount, repeated: bool = False
+    ) -> bool:
+        return self._matches(_Context(request, count_tokens, repeated))
+
+    def _matches(self, context: _Context) -> bool:
+        request = context.request
         subject: str | None = None
         if "role" in self.match:
             subject = _subject_text(request, self.match["role"])
             if subject is None:
                 return False
         for key, expected in self.match.items():
-            if key != "role" and not _CONDITIONS[key](request, expected, subject, count_tokens):
+            if key != "role" and not _CONDITIONS[key](request, expected, subject, context):
                 return False
         return True
 
     def describe(self) -> str:
-        conditions = ", ".join(f"{k}: {v}" for k, v in self.match.items()) or "always"
+        conditions = (
+            ", ".join(
+                f"{k}: {v.pattern if isinstance(v, re.Pattern) else v}"
+                for k, v in self.match.items()
+            )
+            or "always"
+        )
         return f"rule '{self.name}' matched ({conditions})"
+
+    def floor(self, tier: str) -> str:
+        """``tier`` raised to this rule's ``min_tier`` (unchanged without one)."""
+        return tier if self.min_tier is None else at_least(tier, self.min_tier)
 
 
 @dataclass(frozen=True)
@@ -92,6 +160,8 @@ class Policy:
     default_tier: str = AUTO
     safe_tier: str = "premium"
     source: str = field(default="", compare=False)
+    default_min_tier: str | None = None
+    default_cascade: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, policy: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> Policy:
@@ -129,24 +199,45 @@ class Policy:
             if name in names[:i]:
                 raise PolicyError(f"duplicate rule name {name!r}", rule_index=i, source=source)
         default = spec.get("default", {"tier": AUTO})
-        if not isinstance(default, Mapping) or set(default) != {"tier"}:
-            raise PolicyError("default must be a mapping {tier: <tier or auto>}", source=source)
-        default_tier = _check_tier_name(default["tier"], None, source, allow_auto=True)
+        if not isinstance(default, Mapping) or len(default) != 1 or set(default) - set(ACTION_KEYS):
+            raise PolicyError(
+                "default must be a mapping: {tier: <tier, auto or cascade>}, "
+                "{min_tier: <tier>} or {cascade: [tiers]}",
+                source=source,
+            )
+        default_tier, default_min, default_cascade = _check_action(default, None, source)
         safe_tier = _check_tier_name(
             spec.get("safe_tier", "premium"), None, source, allow_auto=False
         )
-        return cls(tiers, rules, default_tier, safe_tier, source)
+        return cls(tiers, rules, default_tier, safe_tier, source, default_min, default_cascade)
 
-    def first_match(self, request: ChatRequest, count_tokens: TokenCount) -> Rule | None:
+    def first_match(
+        self, request: ChatRequest, count_tokens: TokenCount, repeated: bool = False
+    ) -> Rule | None:
+        context = _Context(request, count_tokens, repeated)
         for rule in self.rules:
-            if rule.matches(request, count_tokens):
+            if rule._matches(context):
                 return rule
         return None
 
-    def decide(self, request: ChatRequest, count_tokens: TokenCount) -> tuple[str, Rule | None]:
-        """The tier (or ``auto``) for a request, and the rule that chose it (None: the default)."""
-        rule = self.first_match(request, count_tokens)
+    def decide(
+        self, request: ChatRequest, count_tokens: TokenCount, repeated: bool = False
+    ) -> tuple[str, Rule | None]:
+        """The tier (``auto``: the model decides) and the rule that chose it (None: the default).
+
+        For a cascade the tier is the cascade's first; ``cascade_of`` and ``floor_of`` tell the
+        rest. ``repeated`` says the caller saw this same request moments ago (``retry``).
+        """
+        rule = self.first_match(request, count_tokens, repeated)
         return (rule.tier, rule) if rule is not None else (self.default_tier, None)
+
+    def cascade_of(self, rule: Rule | None) -> tuple[str, ...]:
+        """The cascade the rule (None: the default) asks for; empty when it asks for none."""
+        return rule.cascade if rule is not None else self.default_cascade
+
+    def floor_of(self, rule: Rule | None) -> str | None:
+        """The minimum tier the rule (None: the default) puts under the model's choice."""
+        return rule.min_tier if rule is not None else self.default_min_tier
 
 
 def _parse_yaml(text: str, source: str) -> Any:
@@ -178,10 +269,39 @@ def _check_tier_name(value: Any, index: int | None, source: str, allow_auto: boo
     return value
 
 
+def _check_action(
+    raw: Mapping[str, Any], index: int | None, source: str
+) -> tuple[str, str | None, tuple[str, ...]]:
+    """(tier or auto, min_tier, cascade) from exactly one of ``tier``/``min_tier``/``cascade``."""
+    given = [key for key in ACTION_KEYS if key in raw]
+    if len(given) != 1:
+        raise PolicyError(
+            f"give exactly one of {list(ACTION_KEYS)}, got {given or 'none'}", index, source
+        )
+    if "min_tier" in raw:
+        return AUTO, _check_tier_name(raw["min_tier"], index, source, allow_auto=False), ()
+    if "cascade" in raw or raw["tier"] == CASCADE:
+        cascade = raw.get("cascade", list(DEFAULT_CASCADE))
+        if (
+            not isinstance(cascade, list)
+            or len(cascade) < 2
+            or not all(isinstance(t, str) and t in TIERS for t in cascade)
+            or [tier_rank(t) for t in cascade] != sorted({tier_rank(t) for t in cascade})
+        ):
+            raise PolicyError(
+                f"cascade: expected two or more distinct tiers from {list(TIERS)}, cheapest "
+                f"first, got {cascade!r}",
+                index,
+                source,
+            )
+        return cascade[0], None, tuple(cascade)
+    return _check_tier_name(raw["tier"], index, source, allow_auto=True), None, ()
+
+
 def _check_rule(raw: Any, index: int, source: str) -> Rule:
     if not isinstance(raw, Mapping):
         raise PolicyError("a rule must be a mapping with name, match and tier", index, source)
-    unknown = set(raw) - {"name", "match", "tier"}
+    unknown = set(raw) - {"name", "match", *ACTION_KEYS}
     if unknown:
         raise PolicyError(f"unknown keys {sorted(unknown)}", index, source)
     name = raw.get("name")
@@ -200,8 +320,11 @@ def _check_rule(raw: Any, index: int, source: str) -> Rule:
         problem = _VALIDATORS[key](value)
         if problem:
             raise PolicyError(f"rule {name!r}: match.{key}: {problem}", index, source)
-    tier = _check_tier_name(raw.get("tier"), index, source, allow_auto=True)
-    return Rule(name, dict(match), tier)
+    tier, min_tier, cascade = _check_action(raw, index, source)
+    compiled = dict(match)
+    if "text_matches" in compiled:
+        compiled["text_matches"] = re.compile(compiled["text_matches"])
+    return Rule(name, compiled, tier, min_tier, cascade)
 
 
 def _is_bool(value: Any) -> str | None:
@@ -243,6 +366,74 @@ def _is_model(value: Any) -> str | None:
     return None
 
 
+def _is_bounded_pattern(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return "expected a regular expression string"
+    if len(value) > MAX_PATTERN_CHARS:
+        return f"pattern longer than {MAX_PATTERN_CHARS} characters"
+    try:
+        parsed = _sre_parse(value)
+    except re.error as exc:
+        return f"invalid regular expression: {exc}"
+    return _backtracking_risk(parsed)
+
+
+def _backtracking_risk(items: Any, under_unbounded_repeat: bool = False) -> str | None:
+    """Why a parsed pattern could take exponential time, or None when it cannot.
+
+    Python's ``re`` has no timeout, so the guarantee is structural: no repeat inside an unbounded
+    repeat (``(a+)+``), no alternation inside one (``(a|ab)*``), no backreference.
+    """
+    for op, arg in items:
+        name = str(op)
+        if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            _low, high, body = arg
+            unbounded = high >= _sre_constants().MAXREPEAT or high > 100
+            if under_unbounded_repeat and high > 1:
+                return "a repeat nested inside an unbounded repeat can backtrack exponentially"
+            problem = _backtracking_risk(body, under_unbounded_repeat or unbounded)
+            if problem:
+                return problem
+        elif name == "BRANCH":
+            if under_unbounded_repeat:
+                return "an alternation inside an unbounded repeat can backtrack exponentially"
+            for branch in arg[1]:
+                problem = _backtracking_risk(branch, under_unbounded_repeat)
+                if problem:
+                    return problem
+        elif name in ("GROUPREF", "GROUPREF_EXISTS"):
+            return "backreferences are not allowed (matching time is unbounded)"
+        elif name == "SUBPATTERN":
+            problem = _backtracking_risk(arg[-1], under_unbounded_repeat)
+            if problem:
+                return problem
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            problem = _backtracking_risk(arg[1], under_unbounded_repeat)
+            if problem:
+                return problem
+        elif name == "ATOMIC_GROUP":
+            problem = _backtracking_risk(arg, under_unbounded_repeat)
+            if problem:
+                return problem
+    return None
+
+
+def _sre_parse(pattern: str) -> Any:
+    try:
+        from re import _parser as parser  # type: ignore[attr-defined]  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_parse as parser
+    return parser.parse(pattern)
+
+
+def _sre_constants() -> Any:
+    try:
+        from re import _constants as constants  # type: ignore[attr-defined]  # Python >= 3.11
+    except ImportError:  # pragma: no cover - Python 3.10
+        import sre_constants as constants
+    return constants
+
+
 _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "role": _is_role,
     "position": _is_position,
@@ -256,6 +447,9 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "stream": _is_bool,
     "metadata": _is_metadata,
     "model": _is_model,
+    "text_matches": _is_bounded_pattern,
+    "after_error": _is_bool,
+    "retry": _is_bool,
 }
 
 
@@ -311,13 +505,35 @@ def _model(request: ChatRequest, expected: str | list[str], *_: Any) -> bool:
     return request.model in names
 
 
-_CONDITIONS: dict[str, Callable[[ChatRequest, Any, str | None, TokenCount], bool]] = {
+def _text_matches(
+    request: ChatRequest, pattern: re.Pattern[str], subject: str | None, _: _Context
+) -> bool:
+    if subject is not None:
+        return pattern.search(subject[:TEXT_MATCH_CHARS]) is not None
+    head, size = [], 0
+    for message in request.messages:  # the whole conversation, read only up to the bound
+        text = message.text + message.tool_call_text
+        head.append(text[: TEXT_MATCH_CHARS - size])
+        size += len(head[-1]) + 1
+        if size >= TEXT_MATCH_CHARS:
+            break
+    return pattern.search("\n".join(head)) is not None
+
+
+def _retry(request: ChatRequest, expected: bool, _: Any, context: _Context) -> bool:
+    return (context.repeated or context.signals.user_rejects_answer) == expected
+
+
+_CONDITIONS: dict[str, Callable[[ChatRequest, Any, str | None, _Context], bool]] = {
     "position": _position,
     "tools": _uses_tools,
     "length_gt": lambda r, n, s, _: len(_whole_text(r, s)) > n,
     "length_lt": lambda r, n, s, _: len(_whole_text(r, s)) < n,
-    "tokens_gt": lambda r, n, s, count: count(_whole_text(r, s)) > n,
-    "tokens_lt": lambda r, n, s, count: count(_whole_text(r, s)) < n,
+    "tokens_gt": lambda r, n, s, c: c.count_tokens(_whole_text(r, s)) > n,
+    "tokens_lt": lambda r, n, s, c: c.count_tokens(_whole_text(r, s)) < n,
+    "text_matches": _text_matches,
+    "after_error": lambda r, b, s, c: c.signals.after_error == b,
+    "retry": _retry,
     "has_image": lambda r, b, *_: any(m.n_images for m in r.messages) == b,
     "json_mode": lambda r, b, *_: (r.response_format in ("json_object", "json_schema")) == b,
     "stream": lambda r, b, *_: r.stream == b,

@@ -20,7 +20,7 @@ from router_ml.features import FeatureExtractor
 from router_ml.model import OperatingPoint, TierModel
 from router_ml.policy import AUTO, Policy, Rule
 from router_ml.request import ChatRequest, parse_request
-from router_ml.tiers import TIERS
+from router_ml.tiers import TIERS, at_least
 from router_ml.tokenizer import TokenCounter
 
 RequestLike = ChatRequest | Mapping[str, Any] | str | bytes
@@ -49,9 +49,12 @@ class Decision:
     features: np.ndarray | None = field(default=None, repr=False, compare=False)
     """The feature vector the model saw (None when the policy decided without the model), so a
     gateway can log it without extracting twice. Not part of ``to_dict``."""
+    cascade: tuple[str, ...] = ()
+    """Tiers to try in order when a policy rule asked for a cascade (``tier`` is the first);
+    a gateway with answer gates steps along it. Empty for a plain decision."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "tier": self.tier,
             "model": self.model,
             "source": self.source,
@@ -59,6 +62,9 @@ class Decision:
             "latency_us": round(self.latency_us, 1),
             "reason": self.reason,
         }
+        if self.cascade:
+            data["cascade"] = list(self.cascade)
+        return data
 
 
 class Router:
@@ -96,6 +102,7 @@ class Router:
         else:
             self.operating_point = model.operating_point(operating_point)
         self.thresholds = tuple(self.operating_point.thresholds)
+        self._thresholds_by_point: dict[str | float, tuple[float, ...]] = {}
         self._counter = TokenCounter()
         self._extractor = FeatureExtractor(self._counter)
         # The first extraction pays for lazy allocations (tokenizer, regex caches); pay it here,
@@ -130,17 +137,42 @@ class Router:
         """
         return self._extractor.extract_parsed(parse_request(request))
 
-    def route(self, request: RequestLike) -> Decision:
-        """Decide the tier of one request; raises ``InvalidRequest`` if it is malformed."""
+    def thresholds_for(self, operating_point: str | float | None) -> tuple[float, ...]:
+        """The risk thresholds of a stored operating point (None: the router's own).
+
+        Raises ``ValueError`` for a point the model does not have, so a per-request override
+        can be answered with a 400 naming it.
+        """
+        if operating_point is None:
+            return self.thresholds
+        cached = self._thresholds_by_point.get(operating_point)
+        if cached is None:
+            cached = tuple(self.model.operating_point(operating_point).thresholds)
+            if len(self._thresholds_by_point) < 64:  # bounded: clients choose the key
+                self._thresholds_by_point[operating_point] = cached
+        return cached
+
+    def route(
+        self,
+        request: RequestLike,
+        operating_point: str | float | None = None,
+        repeated: bool = False,
+    ) -> Decision:
+        """Decide the tier of one request; raises ``InvalidRequest`` if it is malformed.
+
+        ``operating_point`` overrides the router's for this request only; ``repeated`` tells the
+        policy's ``retry`` key that the caller saw this same request moments ago.
+        """
         start = time.perf_counter_ns()
+        thresholds = self.thresholds_for(operating_point)
         parsed = parse_request(request)
-        tier, rule = self.policy.decide(parsed, self._counter.count)
+        tier, rule = self.policy.decide(parsed, self._counter.count, repeated)
         if tier != AUTO:
             return self._policy_decision(tier, rule, start)
         features = self._extractor.extract_parsed(parsed)
         probabilities = self.model.predict_proba(features[None, :])[0].tolist()
         risks = self.model.calibrator.risk_row(probabilities)
-        return self._auto_decision(risks, rule, start, features)
+        return self._auto_decision(risks, rule, start, features, thresholds)
 
     def route_batch(self, requests: Iterable[RequestLike]) -> list[Decision]:
         """Decide many requests with one model call; raises ``InvalidRequest`` on a bad one.
@@ -172,12 +204,17 @@ class Router:
         return self.model.risks(features)
 
     def _policy_decision(self, tier: str, rule: Rule | None, start_ns: int) -> Decision:
+        cascade = self.policy.cascade_of(rule)
+        reason = rule.describe() if rule is not None else f"policy default tier {tier}"
+        if cascade:
+            reason += f"; cascade {' → '.join(cascade)}"
         return Decision(
             tier=tier,
             model=self.policy.tiers[tier],
             source=f"rule:{rule.name}" if rule is not None else "default",
             latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
-            reason=rule.describe() if rule is not None else f"policy default tier {tier}",
+            reason=reason,
+            cascade=cascade,
         )
 
     def _auto_decision(
@@ -186,9 +223,17 @@ class Router:
         rule: Rule | None,
         start_ns: int,
         features: np.ndarray | None = None,
+        thresholds: Sequence[float] | None = None,
     ) -> Decision:
-        tier_index = choose_tier(risks, self.thresholds)
-        tier = TIERS[tier_index]
+        thresholds = self.thresholds if thresholds is None else thresholds
+        tier_index = choose_tier(risks, thresholds)
+        chosen = TIERS[tier_index]
+        floor = self.policy.floor_of(rule)
+        tier = chosen if floor is None else at_least(chosen, floor)
+        reason = self._explain(risks, tier_index, thresholds)
+        if tier != chosen:
+            which = f"rule '{rule.name}'" if rule is not None else "the policy default"
+            reason += f"; raised to {tier} by {which} (min_tier {floor})"
         above = [1.0, *risks, 0.0]
         return Decision(
             tier=tier,
@@ -196,14 +241,14 @@ class Router:
             source=f"rule:{rule.name}" if rule is not None else "auto",
             probabilities={t: above[k] - above[k + 1] for k, t in enumerate(TIERS)},
             latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
-            reason=self._explain(risks, tier_index),
+            reason=reason,
             features=features,
         )
 
-    def _explain(self, risks: list[float], tier_index: int) -> str:
+    def _explain(self, risks: list[float], tier_index: int, thresholds: Sequence[float]) -> str:
         shown = [
             f"P(needs > {TIERS[k]})={risks[k]:.2f} {'<' if k == tier_index else '>='} "
-            f"{self.thresholds[k]:.2f}"
+            f"{thresholds[k]:.2f}"
             for k in range(min(tier_index + 1, len(risks)))
         ]
         return f"{'; '.join(shown)} → {TIERS[tier_index]}"
@@ -218,4 +263,5 @@ def _with_latency(decision: Decision, latency_us: float) -> Decision:
         latency_us,
         decision.reason,
         decision.features,
+        decision.cascade,
     )

@@ -251,3 +251,125 @@ def test_example_policy_encodes_the_rule_table() -> None:
     assert policy.first_match(parse_request(tools), COUNT).name == "tools"
     assert policy.first_match(parse_request(long_system), COUNT).tier == "economy"
     assert policy.first_match(parse_request(FOLLOWUP), COUNT) is None
+
+
+AFTER_TOOL_ERROR = {
+    "messages": [
+        {"role": "user", "content": "Deploy it"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "deploy", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c", "content": "Error: permission denied"},
+    ]
+}
+REJECTION = conversation(
+    ("user", "Sort this list"), ("assistant", "[3, 1, 2]"), ("user", "That's wrong, redo it")
+)
+
+
+@pytest.mark.parametrize(
+    ("match", "request_body", "expected"),
+    [
+        ({"after_error": True}, AFTER_TOOL_ERROR, True),
+        ({"after_error": True}, FOLLOWUP, False),
+        ({"after_error": False}, FOLLOWUP, True),
+        ({"retry": True}, REJECTION, True),
+        ({"retry": True}, FOLLOWUP, False),
+        ({"text_matches": r"(?i)\btraceback\b"}, conversation(("user", "TRACEBACK (most")), True),
+        ({"text_matches": r"\btraceback\b"}, conversation(("user", "no trace here")), False),
+        ({"role": "system", "text_matches": "You"}, FIRST, True),
+        ({"role": "user", "text_matches": "You"}, FIRST, False),
+    ],
+)
+def test_recovery_and_text_keys_select_what_they_say(
+    match: dict, request_body: dict, expected: bool
+) -> None:
+    assert rule_tier(match, request_body) is expected
+
+
+def test_retry_also_holds_when_the_caller_saw_the_request_moments_ago() -> None:
+    policy = Policy.from_dict(
+        {"tiers": TIERS, "rules": [{"name": "r", "match": {"retry": True}, "tier": "premium"}]}
+    )
+    request = parse_request(FOLLOWUP)
+    assert policy.decide(request, COUNT) == ("auto", None)
+    assert policy.decide(request, COUNT, repeated=True)[0] == "premium"
+
+
+def test_text_matches_reads_only_a_bounded_head_of_the_text() -> None:
+    from router_ml.policy import TEXT_MATCH_CHARS
+
+    late = conversation(("user", "x" * TEXT_MATCH_CHARS + " needle"))
+    early = conversation(("user", "needle " + "x" * TEXT_MATCH_CHARS))
+    assert rule_tier({"text_matches": "needle"}, early)
+    assert not rule_tier({"text_matches": "needle"}, late)
+    spread = conversation(*[("user", "y" * 5000)] * 3, ("user", "needle"))
+    assert not rule_tier({"text_matches": "needle"}, spread)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "fragment"),
+    [
+        ("(a+)+$", "nested inside an unbounded repeat"),
+        (r"(\w+\s?)*$", "nested inside an unbounded repeat"),
+        ("(a|ab)*c", "alternation inside an unbounded repeat"),
+        (r"(x)\1", "backreferences"),
+        ("(unclosed", "invalid regular expression"),
+        ("a" * 600, "longer than"),
+        (3, "regular expression string"),
+    ],
+)
+def test_patterns_that_can_backtrack_exponentially_are_refused_at_load(
+    pattern: object, fragment: str
+) -> None:
+    spec = {
+        "tiers": TIERS,
+        "rules": [{"name": "a", "match": {"text_matches": pattern}, "tier": "premium"}],
+    }
+    with pytest.raises(PolicyError, match=fragment) as info:
+        Policy.from_dict(spec)
+    assert info.value.rule_index == 0
+
+
+def test_min_tier_and_cascade_rules_and_defaults_load() -> None:
+    policy = Policy.from_dict(
+        {
+            "tiers": TIERS,
+            "rules": [
+                {"name": "tools", "match": {"tools": True}, "min_tier": "standard"},
+                {"name": "json", "match": {"json_mode": True}, "tier": "cascade"},
+                {"name": "std", "match": {"stream": True}, "cascade": ["standard", "premium"]},
+            ],
+            "default": {"cascade": ["economy", "standard", "premium"]},
+        }
+    )
+    tools, json_rule, std = policy.rules
+    assert (tools.tier, tools.min_tier, tools.cascade) == ("auto", "standard", ())
+    assert (json_rule.tier, json_rule.cascade) == ("economy", ("economy", "premium"))
+    assert (std.tier, std.cascade) == ("standard", ("standard", "premium"))
+    assert policy.default_tier == "economy"
+    assert policy.cascade_of(None) == ("economy", "standard", "premium")
+    assert policy.floor_of(tools) == "standard" and policy.floor_of(None) is None
+    floored = Policy.from_dict({"tiers": TIERS, "default": {"min_tier": "standard"}})
+    assert floored.default_tier == "auto" and floored.floor_of(None) == "standard"
+
+
+@pytest.mark.parametrize(
+    ("rule", "fragment"),
+    [
+        ({"min_tier": "auto"}, "tier 'auto'"),
+        ({"cascade": ["premium", "economy"]}, "cheapest first"),
+        ({"cascade": ["economy"]}, "two or more"),
+        ({"cascade": ["economy", "economy"]}, "distinct"),
+        ({"tier": "premium", "min_tier": "standard"}, "exactly one"),
+        ({}, "exactly one"),
+    ],
+)
+def test_bad_actions_are_refused(rule: dict, fragment: str) -> None:
+    spec = {"tiers": TIERS, "rules": [{"name": "a", "match": {"tools": True}, **rule}]}
+    with pytest.raises(PolicyError, match=fragment):
+        Policy.from_dict(spec)

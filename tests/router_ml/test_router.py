@@ -148,3 +148,48 @@ def test_auto_decisions_carry_the_features_the_model_saw(tiny_model_dir: Path) -
         np.testing.assert_array_equal(decision.features, expected)
         assert "features" not in decision.to_dict()
     assert router.route(EXAMPLES[0]).features is None  # a rule decided; the model never ran
+
+
+def test_min_tier_floors_the_models_choice_and_says_so(tiny_model_dir: Path) -> None:
+    policy = {
+        "tiers": {"economy": "e", "standard": "s", "premium": "p"},
+        "rules": [{"name": "tools", "match": {"tools": True}, "min_tier": "standard"}],
+    }
+    cheap = Router.load(tiny_model_dir, policy, thresholds=(1.0, 1.0))  # the model says economy
+    with_tools = {**EXAMPLES[0], "tools": [{"type": "function", "function": {"name": "f"}}]}
+    floored = cheap.route(with_tools)
+    assert (floored.tier, floored.model, floored.source) == ("standard", "s", "rule:tools")
+    assert "raised to standard" in floored.reason and floored.probabilities
+    assert cheap.route(EXAMPLES[0]).tier == "economy"  # the rule does not match: no floor
+    dear = Router.load(tiny_model_dir, policy, thresholds=(0.0, 0.0))
+    assert dear.route(with_tools).tier == "premium"  # above the floor the model decides
+    assert cheap.route_batch([with_tools, EXAMPLES[0]])[0].tier == "standard"
+
+
+def test_a_cascade_decision_starts_at_its_cheapest_tier(tiny_model_dir: Path) -> None:
+    policy = {
+        "tiers": {"economy": "e", "standard": "s", "premium": "p"},
+        "rules": [{"name": "json", "match": {"json_mode": True}, "tier": "cascade"}],
+    }
+    router = Router.load(tiny_model_dir, policy)
+    decision = router.route({**EXAMPLES[0], "response_format": {"type": "json_object"}})
+    assert (decision.tier, decision.cascade) == ("economy", ("economy", "premium"))
+    assert decision.to_dict()["cascade"] == ["economy", "premium"]
+    assert "cascade economy → premium" in decision.reason
+    assert "cascade" not in router.route(EXAMPLES[0]).to_dict()
+
+
+def test_a_request_may_use_another_stored_operating_point(tiny_model_dir: Path) -> None:
+    router = Router.load(tiny_model_dir)
+    names = sorted(router.model.operating_points)
+    assert router.thresholds_for(None) == router.thresholds
+    for name in names:
+        expected = tuple(router.model.operating_point(name).thresholds)
+        assert router.thresholds_for(name) == expected
+        decision = router.route(EXAMPLES[2], operating_point=name)
+        assert (
+            decision.tier
+            == Router.load(tiny_model_dir, operating_point=name).route(EXAMPLES[2]).tier
+        )
+    with pytest.raises(ValueError, match="unknown operating point"):
+        router.route(EXAMPLES[2], operating_point="no-such-point")
