@@ -1,14 +1,19 @@
 """A real OpenAI-compatible chat-completions server on 127.0.0.1 for gateway tests.
 
 Real sockets and real HTTP/1.1 framing (content-length or chunked SSE), so the proxy meets what a
-production upstream does to it: streams, 500s, 429s, stalls and dropped connections. Each model
-name has a queue of planned behaviours (``plan("eco", "500")``); an empty queue answers normally.
+production upstream does to it: streams, 500s, 429s, stalls and dropped connections, and answers
+that arrive fine but are bad (``BAD_ANSWERS``: broken JSON, schema violations, invalid tool
+arguments, truncation, refusals, empty content), streamed or not. Each model name has a queue of
+planned behaviours (``plan("eco", "500")``); an empty queue answers normally. A normal answer is
+valid for the request: JSON mode gets JSON that fits the given schema, a tool call gets
+arguments that fit the tool's ``parameters``.
 Stalls wait on an event that ``stop`` sets, with a cap, so no thread outlives the test session.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -28,6 +33,20 @@ BEHAVIOURS = (
     "drop_mid_stream",
     "stall_mid_stream",
 )
+BAD_ANSWERS = (
+    "broken_json",
+    "schema_violation",
+    "tool_args_missing",
+    "tool_args_broken",
+    "unknown_tool",
+    "truncated",
+    "refusal",
+    "refusal_text",
+    "empty",
+)
+"""Behaviours that answer 200 with an answer a gate should reject."""
+BEHAVIOURS = (*BEHAVIOURS, *BAD_ANSWERS)
+REFUSAL_TEXT = "I'm sorry, but I can't help with that."
 MAX_STALL_S = 10.0
 
 
@@ -95,23 +114,73 @@ class FakeUpstream:
         self.stop()
 
 
-def completion_text(body: dict[str, Any]) -> str:
-    """The deterministic answer: echoes the model and the last message's first words."""
+def completion_text(body: dict[str, Any], behaviour: str = "ok") -> str:
+    """The deterministic answer: echoes the model and the last message's first words, or, in
+    JSON mode, a JSON object that fits the request's schema (bad behaviours break it)."""
     last = body.get("messages", [{}])[-1].get("content")
     words = last.split()[:5] if isinstance(last, str) else []
-    return f"[{body.get('model')}] " + " ".join(words)
+    text = f"[{body.get('model')}] " + " ".join(words)
+    response_format = body.get("response_format") or {}
+    kind = response_format.get("type")
+    if behaviour == "refusal_text":
+        return REFUSAL_TEXT
+    if behaviour == "empty":
+        return ""
+    if kind in ("json_object", "json_schema"):
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        value = sample_of(schema) if schema else {"answer": text}
+        if behaviour == "schema_violation":
+            value = {"unexpected": [1, 2, 3]}
+        encoded = json.dumps(value)
+        if behaviour == "broken_json":
+            return encoded[:-1]  # e.g. {"label": "billing"
+        text = encoded
+    if behaviour == "truncated":
+        return text[: max(len(text) // 2, 1)]
+    return text
 
 
-def tool_call(body: dict[str, Any]) -> dict[str, Any] | None:
-    """A call of the first defined tool, unless tools are absent or disabled."""
+def sample_of(schema: Any) -> Any:
+    """A value valid for a simple JSON schema: required properties, first enum value."""
+    if not isinstance(schema, dict):
+        return "fake"
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    kind = schema.get("type", "object")
+    kind = kind[0] if isinstance(kind, list) else kind
+    if kind == "object":
+        properties = schema.get("properties") or {}
+        wanted = schema.get("required") or list(properties)
+        return {name: sample_of(properties.get(name, {})) for name in wanted}
+    if kind == "array":
+        return [sample_of(schema.get("items", {}))] * int(schema.get("minItems", 0))
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(kind, "fake")
+
+
+def tool_call(body: dict[str, Any], behaviour: str = "ok") -> dict[str, Any] | None:
+    """A call of the first defined tool with fitting arguments, unless tools are absent or
+    disabled (bad behaviours name another tool, drop required arguments or cut the JSON)."""
     tools = body.get("tools") or []
     if not tools or body.get("tool_choice") == "none":
         return None
-    name = tools[0]["function"]["name"]
+    function = tools[0]["function"]
+    parameters = function.get("parameters") or {"properties": {"query": {"type": "string"}}}
+    arguments = sample_of({"type": "object", **parameters})
+    name = function["name"]
+    if behaviour == "tool_args_missing":
+        for required in parameters.get("required") or list(arguments)[:1]:
+            arguments.pop(required, None)
+    encoded = json.dumps(arguments)
+    if behaviour == "tool_args_broken":
+        encoded = encoded[:-1]
+    if behaviour == "unknown_tool":
+        name = "undefined_" + name
     return {
         "id": "call_fake_1",
         "type": "function",
-        "function": {"name": name, "arguments": json.dumps({"query": "fake"})},
+        "function": {"name": name, "arguments": encoded},
     }
 
 
@@ -176,7 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("stream"):
             self._stream(body, behaviour)
         else:
-            self._json(200, _completion(body))
+            self._json(200, _completion(body, behaviour))
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -204,7 +273,7 @@ class _Handler(BaseHTTPRequestHandler):
         if behaviour == "drop_after_headers":
             self._drop()
             return
-        events = _stream_events(body)
+        events = _stream_events(body, behaviour)
         for index, event in enumerate(events):
             self._chunk(b"data: " + json.dumps(event).encode() + b"\n\n")
             if index == 0 and behaviour == "drop_mid_stream":
@@ -223,12 +292,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
-def _completion(body: dict[str, Any]) -> dict[str, Any]:
-    call = tool_call(body)
+def _finish_reason(behaviour: str, call: dict[str, Any] | None) -> str:
+    if behaviour == "truncated":
+        return "length"
+    return "tool_calls" if call else "stop"
+
+
+def _completion(body: dict[str, Any], behaviour: str = "ok") -> dict[str, Any]:
+    call = None if behaviour == "refusal" else tool_call(body, behaviour)
     message: dict[str, Any] = {
         "role": "assistant",
-        "content": None if call else completion_text(body),
+        "content": None if call or behaviour == "refusal" else completion_text(body, behaviour),
     }
+    if behaviour == "refusal":
+        message["refusal"] = REFUSAL_TEXT
     if call:
         message["tool_calls"] = [call]
     return {
@@ -237,20 +314,20 @@ def _completion(body: dict[str, Any]) -> dict[str, Any]:
         "created": int(time.time()),
         "model": body.get("model"),
         "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if call else "stop"}
+            {"index": 0, "message": message, "finish_reason": _finish_reason(behaviour, call)}
         ],
         "usage": usage_of(body),
     }
 
 
-def _stream_events(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _stream_events(body: dict[str, Any], behaviour: str = "ok") -> list[dict[str, Any]]:
     base = {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",
         "created": int(time.time()),
         "model": body.get("model"),
     }
-    call = tool_call(body)
+    call = None if behaviour == "refusal" else tool_call(body, behaviour)
     events = [
         {
             **base,
@@ -302,16 +379,26 @@ def _stream_events(body: dict[str, Any]) -> list[dict[str, Any]]:
                 ],
             }
         )
-        finish = "tool_calls"
-    else:
-        events += [
+    elif behaviour == "refusal":
+        events.append(
             {
                 **base,
-                "choices": [{"index": 0, "delta": {"content": word + " "}, "finish_reason": None}],
+                "choices": [
+                    {"index": 0, "delta": {"refusal": REFUSAL_TEXT}, "finish_reason": None}
+                ],
             }
-            for word in completion_text(body).split()
+        )
+    else:
+        text = completion_text(body, behaviour)
+        if (body.get("response_format") or {}).get("type") in ("json_object", "json_schema"):
+            pieces = re.findall(r"\S+\s*", text)  # exactly the text: JSON must survive
+        else:
+            pieces = [word + " " for word in text.split()]
+        events += [
+            {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            for piece in pieces
         ]
-        finish = "stop"
+    finish = _finish_reason(behaviour, call)
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
     if (body.get("stream_options") or {}).get("include_usage"):
         events.append({**base, "choices": [], "usage": usage_of(body)})

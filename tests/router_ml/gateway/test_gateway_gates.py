@@ -246,3 +246,57 @@ def test_judge_request_and_verdict() -> None:
     assert asked["messages"][0]["content"].rstrip().endswith("4")
     assert judge_verdict(spec, answer("8")).passed
     assert not judge_verdict(spec, answer("Score: 3")).passed
+
+
+def _fake_bodies(request: dict[str, Any], behaviour: str) -> tuple[bytes, bytes]:
+    """The fake upstream's answer to ``request``, as a JSON body and as an SSE stream."""
+    from fake_upstream import _completion, _stream_events
+
+    plain = json.dumps(_completion(request, behaviour)).encode()
+    return plain, sse(*_stream_events(request, behaviour))
+
+
+JSON_REQUEST = {
+    "model": "m",
+    "messages": [{"role": "user", "content": "Classify: my card was charged twice"}],
+    "response_format": {"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA}},
+}
+TOOL_REQUEST = {
+    "model": "m",
+    "messages": [{"role": "user", "content": "Weather in Oslo?"}],
+    "tools": [WEATHER],
+}
+
+
+@pytest.mark.parametrize(
+    ("request_body", "behaviour", "gate"),
+    [
+        (JSON_REQUEST, "ok", None),
+        (JSON_REQUEST, "broken_json", "json"),
+        (JSON_REQUEST, "schema_violation", "json"),
+        (JSON_REQUEST, "truncated", "json"),
+        (TOOL_REQUEST, "ok", None),
+        (TOOL_REQUEST, "tool_args_missing", "tools"),
+        (TOOL_REQUEST, "tool_args_broken", "tools"),
+        (TOOL_REQUEST, "unknown_tool", "tools"),
+        (TOOL_REQUEST, "truncated", "truncation"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "ok", None),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "empty", "empty"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "refusal", "refusal"),
+        ({"messages": [{"role": "user", "content": "hi"}]}, "refusal_text", "refusal"),
+    ],
+)
+def test_the_fake_upstreams_bad_answers_fail_the_gate_meant_for_them(
+    request_body: dict[str, Any], behaviour: str, gate: str | None
+) -> None:
+    gates = build_gates(
+        [*STRUCTURAL_GATES, "refusal"],
+        refusal_patterns=[r"^i'm sorry\b"],
+        stream_modes={name: "buffer" for name in (*STRUCTURAL_GATES, "refusal")},
+    )
+    plain, streamed = _fake_bodies(request_body, behaviour)
+    for body, stream in ((plain, False), (streamed, True)):
+        result = gates.check_body(request_body, body, stream=stream)
+        assert result.passed is (gate is None), (stream, result)
+        if gate is not None:
+            assert result.name == gate, (stream, result)
