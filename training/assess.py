@@ -128,6 +128,7 @@ def _assess_group(evidence: Evidence, risks: np.ndarray, chosen: np.ndarray) -> 
     summary["economy_vs_random"] = _ratio(summary["economy_share"], summary["random_economy_share"])
     curve = m.call_performance_curve(evidence.scores[:, 2], evidence.scores[:, 0], risks[:, 0])
     summary["apgr"] = m.apgr(curve)
+    summary["auc_needs_above_economy"] = m.roc_auc(risks[:, 0], labels > 0)
     summary["ece"] = {
         "needs_above_economy": m.expected_calibration_error(risks[:, 0], labels > 0),
         "needs_above_standard": m.expected_calibration_error(risks[:, 1], labels > 1),

@@ -186,6 +186,31 @@ def cost_relative(
     return float(costs[np.arange(len(chosen)), chosen].sum() / reference)
 
 
+def roc_auc(scores: np.ndarray, events: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``events`` (ties count one half).
+
+    The probability that a random event record scores above a random non-event record: 0.5 is a
+    random ranking. A per-record statistic, far steadier on a few hundred records than a pooled
+    APGR, whose denominator (the mean strong-minus-weak gain) is small next to its per-record
+    spread. NaN when only one class is present.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    events = np.asarray(events).astype(bool)
+    if scores.ndim != 1 or scores.shape != events.shape or scores.size == 0:
+        raise ValueError("scores and events must be non-empty equal-length 1-d arrays")
+    n_pos = int(events.sum())
+    n_neg = events.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="stable")
+    sorted_scores = scores[order]
+    ranks = np.empty(scores.size, dtype=np.float64)
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(sorted_scores)) + 1])
+    ends = np.concatenate([starts[1:], [scores.size]])
+    ranks[order] = np.repeat((starts + ends + 1) / 2.0, ends - starts)  # mid-ranks, 1-based
+    return float((ranks[events].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
 def expected_calibration_error(
     probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 10
 ) -> float:

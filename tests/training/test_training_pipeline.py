@@ -138,7 +138,13 @@ def test_quick_model_on_a_sample_of_the_real_traffic(shared_data: Path, tmp_path
     )
     pooled = result.metadata["metrics"]["test"]["under_routing_0.05"]["pooled"]
     assert result.report.n_bad == 0
-    assert pooled["apgr"] > 0.5  # better than random ranking of economy vs premium
+    # Better than random at ranking who needs more than economy. Not the pooled APGR: on the
+    # ~440 test records of a 3,000 sample its denominator (mean premium-minus-economy gain,
+    # 0.01-0.03) is tiny next to the per-record spread, and it swings from -0.36 to 0.49 over
+    # seeds 0-4 (0.6-1.15 before arena_bench joined the data, which only re-drew the sample);
+    # the AUC of the same risk is 0.55-0.59 over those seeds.
+    assert pooled["auc_needs_above_economy"] > 0.53
+    assert pooled["under_routing"] < 0.10  # the 5% point holds roughly on unseen records
     TierModel.load(result.out_dir)
 
 

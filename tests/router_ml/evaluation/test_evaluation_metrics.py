@@ -196,3 +196,13 @@ def test_agreement_rate_by_hand() -> None:
     a = np.array([1.0, 0.0, 1.0, 0.6])
     b = np.array([1.0, 1.0, 0.0, 1.0])
     assert m.agreement_rate(a, b) == 0.5
+
+
+def test_roc_auc_matches_sklearn_with_ties() -> None:
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 5, 200).astype(float)
+    events = rng.random(200) < 0.3 + 0.1 * scores
+    assert m.roc_auc(scores, events) == pytest.approx(sklearn_metrics.roc_auc_score(events, scores))
+    assert m.roc_auc(np.array([1.0, 2.0]), np.array([0, 1])) == 1.0
+    assert np.isnan(m.roc_auc(np.array([1.0, 2.0]), np.array([1, 1])))
