@@ -102,7 +102,17 @@ def _register_route(subparsers: Any) -> None:
     parser.add_argument(
         "--out", metavar="OUT.jsonl", help="where batch decisions go (default: stdout)"
     )
-    parser.add_argument("--table", action="store_true", help="print a readable table, not JSON")
+    parser.add_argument(
+        "--table",
+        action="store_true",
+        help="print a readable table, not JSON; a batch table ends with the tier shares and the "
+        "estimated cost versus sending everything to premium",
+    )
+    parser.add_argument(
+        "--catalog",
+        metavar="models.json",
+        help="price catalog for the --table cost line (default: the shipped tier prices)",
+    )
     parser.add_argument(
         "--policy", metavar="FILE", help="routing policy YAML (default: all to auto)"
     )
@@ -119,7 +129,7 @@ def _run_route(args: argparse.Namespace) -> int:
         print(f"router-ml: {exc}", file=sys.stderr)
         return 2
     if args.batch:
-        return _route_batch(router, Path(args.batch), args.out, args.table)
+        return _route_batch(router, Path(args.batch), args.out, args.table, args.catalog)
     if args.out:
         print("router-ml: --out goes with --batch", file=sys.stderr)
         return 2
@@ -147,9 +157,18 @@ def _batch_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield line_no, line
 
 
-def _route_batch(router: Any, path: Path, out: str | None, table: bool) -> int:
+def _route_batch(
+    router: Any, path: Path, out: str | None, table: bool, catalog_path: str | None = None
+) -> int:
     from router_ml.errors import InvalidRequest
+    from router_ml.pricing import CatalogError, PriceCatalog
     from router_ml.request import load_json_body
+
+    try:
+        catalog = PriceCatalog.load_default(catalog_path) if table else None
+    except CatalogError as exc:
+        print(f"router-ml: {exc}", file=sys.stderr)
+        return 2
 
     try:
         total = sum(1 for _ in _batch_lines(path))
@@ -159,6 +178,7 @@ def _route_batch(router: Any, path: Path, out: str | None, table: bool) -> int:
     sink: IO[str] = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
     n_bad = 0
     rows: list[tuple[str, dict[str, Any]]] = []
+    feature_rows: list[Any] = []
     try:
         with Progress(total, "routing", enabled=out is not None) as progress:
             for line_no, line in _batch_lines(path):
@@ -168,8 +188,14 @@ def _route_batch(router: Any, path: Path, out: str | None, table: bool) -> int:
                     request = record
                     if isinstance(record, dict) and "request" in record:
                         record_id, request = record.get("id", line_no), record["request"]
-                    result: dict[str, Any] = {"id": record_id, **router.route(request).to_dict()}
+                    decision = router.route(request)
+                    result: dict[str, Any] = {"id": record_id, **decision.to_dict()}
                     rows.append((str(record_id), result))
+                    if table:
+                        features = decision.features
+                        feature_rows.append(
+                            router.features(request) if features is None else features
+                        )
                 except InvalidRequest as exc:
                     n_bad += 1
                     print(f"router-ml: {path}:{line_no}: {exc}", file=sys.stderr)
@@ -179,6 +205,8 @@ def _route_batch(router: Any, path: Path, out: str | None, table: bool) -> int:
                 progress.update()
         if table:
             print_table(rows, sink)
+            assert catalog is not None
+            print_spend(rows, feature_rows, catalog, router.tiers, sink)
     finally:
         if out:
             sink.close()
@@ -309,6 +337,28 @@ def print_table(rows: Sequence[tuple[str, dict[str, Any]]], sink: IO[str]) -> No
             f"{record_id[:28]:<28} {d['tier']:<9} {d['model'][:20]:<20} {d['source'][:22]:<22} "
             f"{probs:<18} {d['latency_us']:>7.0f}\n"
         )
+
+
+def print_spend(
+    rows: Sequence[tuple[str, dict[str, Any]]],
+    feature_rows: Sequence[Any],
+    catalog: Any,
+    tier_models: Any,
+    sink: IO[str],
+) -> None:
+    """Tier shares and estimated cost versus all-premium, under a decision table."""
+    import numpy as np
+
+    from router_ml.features import N_FEATURES
+    from router_ml.pricing import SpendSummary, estimated_tokens
+
+    matrix = np.vstack(feature_rows) if feature_rows else np.zeros((0, N_FEATURES))
+    input_tokens, output_tokens = estimated_tokens(matrix)
+    summary = SpendSummary.of(
+        [d["tier"] for _, d in rows], input_tokens, output_tokens, catalog, tier_models
+    )
+    sink.write("\n".join(summary.lines()) + "\n")
+    sink.write(f"(input tokens counted, output estimated; prices from {catalog.source})\n")
 
 
 if __name__ == "__main__":

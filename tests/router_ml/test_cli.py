@@ -129,3 +129,24 @@ def test_help_lists_every_subcommand() -> None:
     )
     for command in ("route", "train", "eval", "bench", "serve"):
         assert command in result.stdout
+
+
+def test_batch_table_ends_with_tier_shares_and_cost_vs_premium(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = tmp_path / "batch.jsonl"
+    batch.write_text(
+        "\n".join(
+            json.dumps({"id": f"r{i}", "request": {"messages": [{"role": "user", "content": t}]}})
+            for i, t in enumerate(["hi", "prove the Riemann hypothesis " * 30, "2+2?"])
+        )
+    )
+    code, out, _ = run(
+        ["route", "--batch", str(batch), "--table", "--model", str(tiny_model_dir)], capsys
+    )
+    assert code == 0
+    shares, cost, note = out.strip().splitlines()[-3:]
+    counts = [int(part.split("(")[1].rstrip(")")) for part in shares.split(", ")]
+    assert shares.startswith("tier shares: economy") and sum(counts) == 3
+    assert cost.startswith("estimated cost: $") and "all-premium" in cost
+    assert "default_prices.json" in note
