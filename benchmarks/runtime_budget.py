@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from router_ml import Router
-from router_ml.evaluation.peers import LiteLLMComplexityRouter, PeerUnavailable
-from router_ml.evaluation.speed import (
+from router_ml_lab.evaluate.peers import LiteLLMComplexityRouter, PeerUnavailable
+from router_ml_lab.evaluate.speed import (
     LatencyStats,
     batch_throughput,
     generated_prompt,

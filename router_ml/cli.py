@@ -1,17 +1,22 @@
 """``router-ml``: route requests from the shell, and the entry point of every other subcommand.
 
-Subcommands of other areas (train, eval, bench, serve) register themselves through a
-``register(subparsers)`` function in a module that imports only the standard library at top level,
-so ``router-ml --help`` stays fast and works without the optional extras installed.
+Other subcommands register themselves through a ``register(subparsers)`` function in a module that
+imports only the standard library at top level, so ``router-ml --help`` stays fast and works
+without the optional extras installed. The gateway's commands are part of the runtime and are named
+here; the offline side's (training, evaluation) are found through the ``router_ml.commands``
+entry-point group, so the runtime never names the packages that provide them.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import json
 import sys
+import textwrap
 from collections.abc import Iterator, Sequence
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,36 +25,73 @@ from router_ml.progress import Progress
 SMALL_CALIBRATION_SAMPLE = 500
 """Below this many requests, ``calibrate`` warns that the share it fixes is uncertain."""
 
-SUBCOMMAND_MODULES = (
-    "training.cli",
-    "router_ml.evaluation.cli",
-    "router_ml.gateway.cli",
-)
+RUNTIME_COMMAND_MODULES = ("router_ml.gateway.cli",)
+COMMAND_GROUP = "router_ml.commands"
+"""Entry-point group of the offline subcommands: ``name = "module:register"``."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+class CommandUnavailable(RuntimeError):
+    """Raised by a ``register`` function whose optional dependencies are not installed."""
+
+
+def require_modules(*modules: str, extra: str) -> None:
+    """Raise :class:`CommandUnavailable` naming the extra to install if a module is missing.
+
+    Uses ``find_spec`` (no import), so registering a command stays cheap.
+    """
+    missing = [name for name in modules if importlib.util.find_spec(name) is None]
+    if missing:
+        raise CommandUnavailable(
+            f"needs the {extra} extra (pip install 'router-ml[{extra}]'); "
+            f"missing: {', '.join(missing)}"
+        )
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, str]]:
+    """The ``router-ml`` parser, and the offline commands that could not register, with why."""
     parser = argparse.ArgumentParser(
         prog="router-ml",
-        description="Pick the cheapest LLM tier (economy < standard < premium) that will answer a "
+        description="Pick the cheapest LLM tier (economy < standard < premium) that will answer a\n"
         "chat request well, before the call.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # keeps the epilog's lines
     )
     parser.add_argument("--version", action="version", version=_version())
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _register_route(subparsers)
     _register_calibrate(subparsers)
-    for module_name in SUBCOMMAND_MODULES:
+    for module_name in RUNTIME_COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    unavailable: dict[str, str] = {}
+    offline = sorted(entry_points(group=COMMAND_GROUP), key=lambda ep: ep.name)
+    for entry_point in offline:
         try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module_name.startswith(exc.name):
-                raise  # a broken dependency inside the module, not an absent module
-            continue
-        module.register(subparsers)
-    return parser
+            entry_point.load()(subparsers)
+        except (CommandUnavailable, ModuleNotFoundError) as exc:
+            unavailable[entry_point.name] = str(exc)
+    parser.epilog = _availability_note(unavailable, found_any=bool(offline))
+    return parser, unavailable
+
+
+def _availability_note(unavailable: dict[str, str], found_any: bool) -> str | None:
+    if not found_any:
+        return textwrap.fill(
+            "The offline commands (train, eval, bench) register through the "
+            f"{COMMAND_GROUP!r} entry points of an installed router-ml; none are installed here "
+            "(pip install 'router-ml[train,bench]', or pip install -e '.[dev]' in a checkout).",
+            width=79,
+        )
+    if not unavailable:
+        return None
+    lines = [f"  {name}: {why}" for name, why in unavailable.items()]
+    return "not available in this installation:\n" + "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser, unavailable = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in unavailable:
+        print(f"router-ml {argv[0]}: {unavailable[argv[0]]}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -13,7 +13,7 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model directory (ONNX + metadata) fitted in seconds on a learnable synthetic fixture."""
-    from training.fixtures import build_tiny_model
+    from fixtures import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 

@@ -127,7 +127,7 @@ def test_help_lists_every_subcommand() -> None:
         text=True,
         check=True,
     )
-    for command in ("route", "train", "eval", "bench", "serve"):
+    for command in ("route", "train", "eval", "bench", "serve", "export-log"):
         assert command in result.stdout
 
 
@@ -150,3 +150,28 @@ def test_batch_table_ends_with_tier_shares_and_cost_vs_premium(
     assert shares.startswith("tier shares: economy") and sum(counts) == 3
     assert cost.startswith("estimated cost: $") and "all-premium" in cost
     assert "default_prices.json" in note
+
+
+def test_an_offline_command_without_its_extra_is_absent_with_the_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from importlib.metadata import EntryPoint
+
+    import router_ml.cli as cli
+
+    def needs_a_missing_module(subparsers: object) -> None:
+        cli.require_modules("router_ml_no_such_module", extra="train")
+
+    monkeypatch.setattr(
+        sys.modules[__name__], "needs_a_missing_module", needs_a_missing_module, raising=False
+    )
+    fake = EntryPoint("train", f"{__name__}:needs_a_missing_module", cli.COMMAND_GROUP)
+    monkeypatch.setattr(
+        cli, "entry_points", lambda group: [fake] if group == cli.COMMAND_GROUP else []
+    )
+    parser, unavailable = cli.build_parser()
+    assert list(unavailable) == ["train"]
+    assert "pip install 'router-ml[train]'" in parser.format_help()
+    code, _, err = run(["train", "--out", "x"], capsys)
+    assert code == 2
+    assert "router-ml train: needs the train extra" in err and "router_ml_no_such_module" in err

@@ -15,7 +15,7 @@ from fake_upstream import FakeUpstream
 from router_ml.gateway.cli import run_export
 from router_ml.gateway.decision_log import DecisionLog
 from router_ml.gateway.export import export_traffic, read_outcomes, tier_models_from_config
-from training.data import read_traffic
+from router_ml_lab.quality.data import read_traffic
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -1,0 +1,177 @@
+"""``router-ml eval`` and ``router-ml bench``: routing quality and speed against baselines.
+
+Only the standard library is imported at module level, so ``router-ml --help`` stays fast and
+works without the evaluation extras; the work happens in :mod:`router_ml_lab.evaluate.pipeline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from router_ml.cli import add_model_arguments, require_modules
+
+DEFAULT_DATA = "../shared/data"
+ALL_BASELINES = (
+    "always-economy",
+    "always-premium",
+    "random",
+    "oracle",
+    "length",
+    "rules",
+    "litellm-heuristic",
+    "litellm-heuristic_v2",
+    "knn",
+)
+
+
+def register_eval(subparsers: Any) -> None:
+    """Add ``eval`` (entry point ``eval``): it needs the bench extra (plots, baselines)."""
+    require_modules("matplotlib", extra="bench")
+    evaluate = subparsers.add_parser(
+        "eval",
+        help="route labeled traffic with router-ml and baselines; write report.json/.md + plots",
+        description="Route every labeled request with router-ml and each baseline and peer, and "
+        "write report.json, report.md and PNG plots to --report. Use --split test for numbers "
+        "on records the model did not train on; --split all includes its training data and the "
+        "report says so.",
+    )
+    _common(evaluate)
+    evaluate.add_argument(
+        "--data",
+        nargs="+",
+        metavar="PATH",
+        help=f"traffic files or folders (default: {DEFAULT_DATA}/traffic)",
+    )
+    evaluate.add_argument(
+        "--catalog",
+        metavar="FILE",
+        help=f"models.json with tiers and prices (default: {DEFAULT_DATA}/models.json)",
+    )
+    evaluate.add_argument(
+        "--split",
+        choices=("all", "train", "validation", "test"),
+        default="all",
+        help="which grouped split of the data to evaluate "
+        "(default: all; 'test' is held out from training)",
+    )
+    evaluate.add_argument(
+        "--split-fractions",
+        nargs=3,
+        type=float,
+        metavar=("TRAIN", "VAL", "TEST"),
+        help="split fractions (default: those in the model's training config, else 0.70 0.15 0.15)",
+    )
+    evaluate.add_argument(
+        "--split-seed",
+        type=int,
+        metavar="N",
+        help="split seed (default: the model's training seed, else 0)",
+    )
+    evaluate.add_argument(
+        "--baselines",
+        nargs="*",
+        choices=ALL_BASELINES,
+        default=ALL_BASELINES,
+        metavar="NAME",
+        help=f"baselines and peers to run (default: all of {', '.join(ALL_BASELINES)})",
+    )
+    evaluate.add_argument(
+        "--rules-policy",
+        default="examples/policy-rules.yaml",
+        metavar="FILE",
+        help="policy of the rule baseline (default: examples/policy-rules.yaml)",
+    )
+    evaluate.add_argument(
+        "--output-tokens",
+        type=int,
+        default=256,
+        metavar="N",
+        help="output tokens assumed when a request has no max_tokens (256)",
+    )
+    evaluate.add_argument(
+        "--per-tier",
+        type=int,
+        default=3,
+        metavar="K",
+        help="representative models per tier in the label rule (default: 3)",
+    )
+    evaluate.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="evaluate a seeded random sample of N labeled records (quick runs)",
+    )
+    evaluate.add_argument(
+        "--bench", action="store_true", help="also run the speed benchmark and put it in the report"
+    )
+    evaluate.set_defaults(func=run_eval)
+
+
+def register_bench(subparsers: Any) -> None:
+    """Add ``bench`` (entry point ``bench``): it needs the bench extra (plots)."""
+    require_modules("matplotlib", extra="bench")
+    bench = subparsers.add_parser(
+        "bench",
+        help="route() latency p50/p99 and batch throughput: router-ml vs baselines and LiteLLM",
+        description="Time route() per request (one core, warm) for router-ml and every baseline "
+        "on the real request shapes in requests/*.jsonl.gz and on generated 1k/10k/100k-char "
+        "prompts; write bench.json and latency.png to --report (and refresh report.md there).",
+    )
+    _common(bench)
+    bench.add_argument(
+        "--requests",
+        nargs="+",
+        metavar="FILE",
+        help=f"request-shape files (default: {DEFAULT_DATA}/requests/*.jsonl.gz)",
+    )
+    bench.add_argument(
+        "--baselines",
+        nargs="*",
+        default=ALL_BASELINES,
+        metavar="NAME",
+        choices=ALL_BASELINES,
+        help="routers to time besides router-ml (the oracle "
+        "and kNN are never timed: no lookup table / no training data here)",
+    )
+    bench.add_argument(
+        "--rules-policy",
+        default="examples/policy-rules.yaml",
+        metavar="FILE",
+        help="policy of the rule baseline",
+    )
+    bench.set_defaults(func=run_bench_command)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--report", required=True, metavar="DIR", help="output folder")
+    parser.add_argument(
+        "--calls",
+        type=int,
+        default=1000,
+        metavar="N",
+        help="timed route() calls per router and workload (default: 1000)",
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="time cap per router and workload in the bench (default: 3)",
+    )
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin the benchmark to one CPU core"
+    )
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from router_ml_lab.evaluate.pipeline import eval_command
+
+    return eval_command(args)
+
+
+def run_bench_command(args: argparse.Namespace) -> int:
+    from router_ml_lab.evaluate.pipeline import bench_command
+
+    return bench_command(args)

@@ -1,0 +1,177 @@
+"""Labeled traffic turned into the aligned arrays every metric reads.
+
+One :class:`EvalSet` holds, per labeled record, the reference tier, the per-tier scores, the
+source, and the token counts and per-tier costs of serving it. Routers are scored against the
+same arrays, so every router is judged on exactly the same records, costs and outcomes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from router_ml.request import parse_request
+from router_ml.tiers import TIERS
+from router_ml.tokenizer import TokenCounter
+from router_ml_lab.quality.metrics import (
+    fill_missing_tier_scores,
+    request_costs,
+    serving_tiers,
+)
+
+DEFAULT_OUTPUT_TOKENS = 256
+"""Output tokens assumed for a request without ``max_tokens``: a typical chat answer. It scales
+every tier's cost alike, so it moves relative cost only through the input/output price mix."""
+
+NOISE_PAIRS: tuple[tuple[str, str], ...] = (
+    ("gpt-4o-2024-05-13", "gpt-4o-2024-08-06"),
+    ("gpt-4-0125-preview", "gpt-4-1106-preview"),
+)
+"""Near-identical snapshots of one model: how often they disagree is the label-noise floor."""
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Aligned per-record arrays of the labeled records (unlabeled ones are left out)."""
+
+    ids: tuple[str, ...]
+    requests: tuple[dict[str, Any], ...]
+    sources: np.ndarray
+    categories: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    """``(n, 3)`` realised outcome per tier, NaN where the record has no model of that tier."""
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    costs: np.ndarray
+    """``(n, 3)`` USD of serving the record with each tier at the catalog's tier prices."""
+    outcomes: tuple[dict[str, float], ...]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def filled_scores(self) -> np.ndarray:
+        """Score of the tier that serves each routing choice (``metrics.serving_tiers``)."""
+        return fill_missing_tier_scores(self.scores)
+
+    @property
+    def serving_costs(self) -> np.ndarray:
+        """Cost of the tier that serves each routing choice: the cost twin of ``filled_scores``."""
+        return self.costs[np.arange(len(self))[:, None], serving_tiers(self.scores)]
+
+    def subset(self, mask: np.ndarray) -> EvalSet:
+        """The records where ``mask`` is true, in order."""
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (len(self),):
+            raise ValueError(f"mask must have shape ({len(self)},)")
+        index = np.flatnonzero(mask)
+        return EvalSet(
+            ids=tuple(self.ids[i] for i in index),
+            requests=tuple(self.requests[i] for i in index),
+            sources=self.sources[index],
+            categories=self.categories[index],
+            labels=self.labels[index],
+            scores=self.scores[index],
+            input_tokens=self.input_tokens[index],
+            output_tokens=self.output_tokens[index],
+            costs=self.costs[index],
+            outcomes=tuple(self.outcomes[i] for i in index),
+        )
+
+
+def count_input_tokens(request: dict[str, Any], counter: TokenCounter) -> int:
+    """o200k tokens the provider bills as input: message texts, tool calls and tool schemas.
+
+    Per-message framing tokens (a handful per message) are ignored: they are the same for every
+    tier and negligible next to the content.
+    """
+    parsed = parse_request(request)
+    total = 0
+    for message in parsed.messages:
+        total += counter.count(message.text)
+        if message.tool_call_text:
+            total += counter.count(message.tool_call_text)
+    if parsed.tools:
+        total += counter.count(json.dumps(list(parsed.tools), separators=(",", ":")))
+    return total
+
+
+def output_tokens_of(request: dict[str, Any], default: int = DEFAULT_OUTPUT_TOKENS) -> int:
+    """``max_tokens`` (or ``max_completion_tokens``) when given, else ``default``."""
+    parsed = parse_request(request)
+    return parsed.max_tokens if parsed.max_tokens is not None else default
+
+
+def build_eval_set(
+    records: Sequence[Any],
+    representatives: Any,
+    tier_prices: dict[str, tuple[float, float]],
+    default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+    counter: TokenCounter | None = None,
+) -> EvalSet:
+    """Label, score and price ``records`` (``router_ml_lab.quality.data.TrafficRecord``).
+
+    ``representatives`` is a :class:`~router_ml_lab.quality.labels.TierRepresentatives`: it gives
+    each record's per-tier scores and reference label. Records it cannot label are dropped,
+    because no metric here can score a routing decision without a label.
+    """
+    if default_output_tokens < 0:
+        raise ValueError("default_output_tokens must be non-negative")
+    counter = counter or TokenCounter()
+    kept, labels, scores = [], [], []
+    for record in records:
+        label = representatives.label(record)
+        if label is None:
+            continue
+        tier_scores = representatives.tier_scores(record)
+        kept.append(record)
+        labels.append(label)
+        scores.append([tier_scores.get(tier, np.nan) for tier in TIERS])
+    input_tokens = np.array([count_input_tokens(r.request, counter) for r in kept], dtype=float)
+    output_tokens = np.array(
+        [output_tokens_of(r.request, default_output_tokens) for r in kept], dtype=float
+    )
+    prices = np.array([tier_prices[tier] for tier in TIERS], dtype=float)
+    return EvalSet(
+        ids=tuple(r.id for r in kept),
+        requests=tuple(r.request for r in kept),
+        sources=np.array([r.source for r in kept], dtype=object),
+        categories=np.array([r.category for r in kept], dtype=object),
+        labels=np.array(labels, dtype=np.int64),
+        scores=np.array(scores, dtype=float).reshape(-1, len(TIERS)),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        costs=request_costs(input_tokens, output_tokens, prices),
+        outcomes=tuple(r.outcomes for r in kept),
+    )
+
+
+def noise_reference(eval_set: EvalSet) -> list[dict[str, Any]]:
+    """Pass/fail agreement of each near-identical snapshot pair, per source where both ran."""
+    from router_ml_lab.quality.metrics import agreement_rate
+
+    rows = []
+    for first, second in NOISE_PAIRS:
+        for source in sorted(set(eval_set.sources)):
+            pairs = [
+                (o[first], o[second])
+                for o, s in zip(eval_set.outcomes, eval_set.sources, strict=True)
+                if s == source and first in o and second in o
+            ]
+            if not pairs:
+                continue
+            a, b = (np.array(v) for v in zip(*pairs, strict=True))
+            rows.append(
+                {
+                    "source": source,
+                    "models": [first, second],
+                    "n": len(pairs),
+                    "agreement": agreement_rate(a, b),
+                }
+            )
+    return rows

@@ -1,0 +1,207 @@
+"""Tier labels from per-model outcomes: the reference rule of the shared data README.
+
+A tier is represented by its ``per_tier`` best models on the source (highest mean outcome over the
+source), because a tier's worst member says nothing about what the deployed model of that tier
+would do. A record's tier score is the mean outcome of the representatives present in it; the
+label is the cheapest tier whose score is within a tolerance of the best tier's score (0 for
+pass/fail sources, 0.1 for graded ones). If every tier fails, the cheapest present tier is the
+label: paying more gains nothing. A record with one tier present has no label, except an
+economy-only record scoring at least 0.5, which is labeled economy. A missing tier is never
+imputed: the label is over the tiers the record has evidence for.
+
+Instead of representatives chosen from the data, a user can name the model deployed on each tier
+(:meth:`TierRepresentatives.from_deployed`), which then represents its tier on every source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from router_ml.tiers import TIERS
+from router_ml_lab.quality.data import TrafficRecord
+
+BINARY_TOLERANCE = 0.0
+GRADED_TOLERANCE = 0.1
+ECONOMY_ONLY_PASS = 0.5
+ANY_SOURCE = "*"
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Model → tier and list prices; tier → default prices used for cost figures."""
+
+    model_tier: dict[str, str | None]
+    model_prices: dict[str, tuple[float, float]]
+    tier_prices: dict[str, tuple[float, float]]
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str]) -> Catalog:
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")), source=str(path))
+
+    @classmethod
+    def from_dict(cls, spec: Mapping[str, Any], source: str = "catalog") -> Catalog:
+        """Parse the ``models.json`` format; ``_tiers`` must price every tier."""
+        tiers = spec.get("_tiers")
+        if not isinstance(tiers, dict) or set(tiers) != set(TIERS):
+            raise ValueError(f"{source}: _tiers must give the prices of exactly {TIERS}")
+        tier_prices = {t: _prices(tiers[t], f"{source}: _tiers.{t}") for t in TIERS}
+        model_tier: dict[str, str | None] = {}
+        model_prices: dict[str, tuple[float, float]] = {}
+        for model, entry in spec.items():
+            if model.startswith("_"):
+                continue
+            if not isinstance(entry, dict):
+                raise ValueError(f"{source}: {model}: expected an object")
+            tier = entry.get("tier")
+            if tier is not None and tier not in TIERS:
+                raise ValueError(f"{source}: {model}: unknown tier {tier!r}")
+            model_tier[model] = tier
+            if entry.get("input_usd_per_mtok") is not None:
+                model_prices[model] = _prices(entry, f"{source}: {model}")
+        return cls(model_tier, model_prices, tier_prices)
+
+    def tier_of(self, model: str) -> str | None:
+        """The model's tier, None for unpriced models (still difficulty evidence)."""
+        return self.model_tier.get(model)
+
+    def __contains__(self, model: object) -> bool:
+        return model in self.model_tier
+
+
+def _prices(entry: Mapping[str, Any], where: str) -> tuple[float, float]:
+    try:
+        prices = (float(entry["input_usd_per_mtok"]), float(entry["output_usd_per_mtok"]))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"{where}: needs numeric input_usd_per_mtok and output_usd_per_mtok"
+        ) from None
+    if min(prices) < 0:
+        raise ValueError(f"{where}: negative price")
+    return prices
+
+
+@dataclass(frozen=True)
+class TierRepresentatives:
+    """Per source: which models stand for each tier, and the label tolerance."""
+
+    models: dict[str, dict[str, tuple[str, ...]]]
+    tolerance: dict[str, float]
+
+    @classmethod
+    def fit(
+        cls,
+        records: Iterable[TrafficRecord],
+        catalog: Catalog,
+        per_tier: int = 3,
+        tolerance: float | None = None,
+    ) -> TierRepresentatives:
+        """Pick each tier's ``per_tier`` best models per source (ties broken by name).
+
+        ``tolerance`` None means: 0 on a source whose outcomes are all 0/1, 0.1 otherwise.
+        """
+        if per_tier < 1:
+            raise ValueError(f"per_tier must be >= 1, got {per_tier}")
+        sums: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0.0, 0]))
+        graded: dict[str, bool] = defaultdict(bool)
+        for record in records:
+            for model, score in record.outcomes.items():
+                total = sums[record.source][model]
+                total[0] += score
+                total[1] += 1
+                graded[record.source] |= score not in (0.0, 1.0)
+        models: dict[str, dict[str, tuple[str, ...]]] = {}
+        tolerances: dict[str, float] = {}
+        for source in sorted(sums):
+            ranked: dict[str, list[tuple[float, str]]] = defaultdict(list)
+            for model, (total, count) in sums[source].items():
+                tier = catalog.tier_of(model)
+                if tier is not None:
+                    ranked[tier].append((-total / count, model))
+            models[source] = {
+                tier: tuple(model for _, model in sorted(ranked[tier])[:per_tier])
+                for tier in TIERS
+                if ranked[tier]
+            }
+            if tolerance is not None:
+                tolerances[source] = tolerance
+            else:
+                tolerances[source] = GRADED_TOLERANCE if graded[source] else BINARY_TOLERANCE
+        return cls(models, tolerances)
+
+    @classmethod
+    def from_deployed(
+        cls, deployed: Mapping[str, str], tolerance: float = BINARY_TOLERANCE
+    ) -> TierRepresentatives:
+        """Each tier represented by the one model deployed on it, on every source."""
+        unknown = set(deployed) - set(TIERS)
+        if unknown:
+            raise ValueError(f"unknown tiers {sorted(unknown)}; expected some of {TIERS}")
+        models = {tier: (deployed[tier],) for tier in TIERS if tier in deployed}
+        return cls({ANY_SOURCE: models}, {ANY_SOURCE: tolerance})
+
+    def _for(self, source: str) -> tuple[dict[str, tuple[str, ...]], float]:
+        key = source if source in self.models else ANY_SOURCE
+        return self.models.get(key, {}), self.tolerance.get(key, BINARY_TOLERANCE)
+
+    def tier_scores(self, record: TrafficRecord) -> dict[str, float]:
+        """Mean outcome of each tier's representatives present in the record; no absent tiers.
+
+        A score of the model deployed on a tier (``tier_outcomes``, own gateway traffic) is that
+        tier's score.
+        """
+        representatives, _ = self._for(record.source)
+        scores: dict[str, float] = {}
+        for tier, models in representatives.items():
+            present = [record.outcomes[m] for m in models if m in record.outcomes]
+            if present:
+                scores[tier] = sum(present) / len(present)
+        scores.update(record.tier_outcomes)
+        return scores
+
+    def label(self, record: TrafficRecord) -> int | None:
+        """Tier index the record needs by the reference rule, or None if it cannot say.
+
+        A direct ``tier`` label on the record wins over outcomes.
+        """
+        if record.tier is not None:
+            return TIERS.index(record.tier)
+        scores = self.tier_scores(record)
+        _, tolerance = self._for(record.source)
+        return label_from_scores(scores, tolerance)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "models": {
+                source: {tier: list(models) for tier, models in tiers.items()}
+                for source, tiers in self.models.items()
+            },
+            "tolerance": dict(self.tolerance),
+        }
+
+
+def label_from_scores(scores: Mapping[str, float], tolerance: float) -> int | None:
+    """The cheapest tier within ``tolerance`` of the best present tier (see module docstring)."""
+    if not scores:
+        return None
+    if len(scores) == 1:
+        ((tier, score),) = scores.items()
+        return 0 if tier == TIERS[0] and score >= ECONOMY_ONLY_PASS else None
+    best = max(scores.values())
+    for index, tier in enumerate(TIERS):
+        if tier in scores and scores[tier] >= best - tolerance - _EPS:
+            return index
+    raise AssertionError("unreachable: the best tier is within tolerance of itself")
+
+
+def label_records(
+    records: Iterable[TrafficRecord], representatives: TierRepresentatives
+) -> list[int | None]:
+    """Reference labels of ``records`` (None where a record cannot say)."""
+    return [representatives.label(record) for record in records]

@@ -1,0 +1,330 @@
+"""`router-ml train` end to end: labeled traffic → calibrated, exported, documented tier model.
+
+Stages: read and validate traffic → reference labels → features (the runtime's extractor) →
+grouped split → (optional) difficulty denoising → LightGBM → isotonic calibration and operating
+points on validation → ONNX export with a parity check → test-split metrics → model directory.
+The test split is touched once, at the end, by the exported ONNX graph: the numbers in the model
+card are those of the file that ships.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router_ml.calibration import choose_tiers
+from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
+from router_ml.tiers import TIERS
+from router_ml_lab.quality.data import ReadReport, TrafficRecord, read_traffic, traffic_files
+from router_ml_lab.quality.labels import Catalog, TierRepresentatives
+from router_ml_lab.quality.splits import SPLIT_NAMES, TEST, TRAIN, VALIDATION, assign_splits
+from router_ml_lab.train.assess import assess, gather_evidence, routing_summary
+from router_ml_lab.train.calibrate import (
+    fit_risk_calibrator,
+    operating_point_name,
+    select_operating_points,
+)
+from router_ml_lab.train.config import load_config
+from router_ml_lab.train.difficulty import denoised_targets
+from router_ml_lab.train.export import check_parity, onnx_probabilities, save_onnx, to_onnx
+from router_ml_lab.train.fit import fit_classifier, sample_weights
+
+FORMAT_VERSION = 1
+_STAGES = ("read", "label", "features", "fit", "calibrate", "export", "test", "write")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the model went and what it measured."""
+
+    out_dir: Path
+    metadata: dict[str, Any]
+    report: ReadReport
+
+
+def train(
+    data: Sequence[str | os.PathLike[str]],
+    catalog_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    config_path: str | os.PathLike[str] | None = None,
+    target_under_routing: float | None = None,
+    seed: int = 0,
+    sample: int | None = None,
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train, calibrate, export and document a tier model into ``out_dir``."""
+    config = load_config(config_path)
+    ops = config["operating_points"]
+    if target_under_routing is not None:
+        if not 0 < target_under_routing < 1:
+            raise ValueError(f"target under-routing must be in (0, 1), got {target_under_routing}")
+        ops["targets"] = sorted({*ops["targets"], target_under_routing})
+        ops["default"] = target_under_routing
+    show = sys.stderr.isatty() if progress is None else progress
+    stages = _StageBar(show)
+
+    stages.next("read")
+    catalog = Catalog.from_file(catalog_path)
+    records, report = read_traffic(
+        data, config["reading"]["max_bad_share"], known_models=catalog.model_tier, progress=show
+    )
+    if sample is not None and sample < len(records):
+        keep = np.sort(np.random.default_rng(seed).choice(len(records), sample, replace=False))
+        records = [records[i] for i in keep]
+
+    stages.next("label")
+    representatives = TierRepresentatives.fit(
+        records, catalog, config["labels"]["per_tier"], config["labels"]["tolerance"]
+    )
+    all_labels = [representatives.label(r) for r in records]
+    labeled = [i for i, label in enumerate(all_labels) if label is not None]
+    records = [records[i] for i in labeled]
+    labels = np.array([all_labels[i] for i in labeled], dtype=np.int64)
+    if labels.size == 0:
+        raise ValueError("no record has a label: every record lacks a tier contrast")
+
+    stages.next("features")
+    features = extract_features(records, show)
+    splits = assign_splits([r.request for r in records], tuple(config["split"]["fractions"]), seed)
+    sources = np.array([r.source for r in records])
+    evidence = gather_evidence(
+        records,
+        labels,
+        features,
+        representatives,
+        catalog.tier_prices,
+        config["cost"]["assumed_output_tokens"],
+    )
+    for split, name in enumerate(SPLIT_NAMES):
+        if not np.any(splits == split):
+            raise ValueError(f"the {name} split is empty: too few records ({len(records)})")
+
+    stages.next("fit")
+    train_rows = np.flatnonzero(splits == TRAIN)
+    rows, targets, base = denoised_targets(
+        [records[i] for i in train_rows],
+        labels[train_rows],
+        representatives,
+        config["denoise"],
+        seed,
+    )
+    train_index = train_rows[rows]
+    weights = sample_weights(
+        targets,
+        sources[train_index],
+        config["model"]["class_weight"],
+        config["model"]["balance_sources"],
+        base,
+    )
+    model = fit_classifier(features[train_index], targets, weights, config["model"], seed)
+
+    stages.next("calibrate")
+    validation = splits == VALIDATION
+    val_probabilities = model.predict_proba(features[validation])
+    calibrator = fit_risk_calibrator(
+        val_probabilities, labels[validation], centered=config["calibration"]["centered"]
+    )
+    val_risks = calibrator.risks(val_probabilities)
+    val_evidence = evidence.subset(validation)
+    operating_points = [
+        {
+            "name": name,
+            "target_under_routing": target,
+            "thresholds": dict(zip(TIERS[:-1], thresholds, strict=True)),
+            "validation": routing_summary(val_evidence, choose_tiers(val_risks, thresholds)),
+        }
+        for name, target, thresholds in select_operating_points(
+            val_risks,
+            labels[validation],
+            val_evidence.costs,
+            ops["targets"],
+            ops["threshold_grid"],
+            ops["margin_z"],
+        )
+    ]
+
+    stages.next("export")
+    n_features = features.shape[1]
+    graph = to_onnx(model, n_features, config["export"]["target_opset"])
+    parity = check_parity(model, graph, features[validation], config["export"]["parity_tolerance"])
+
+    stages.next("test")
+    test = splits == TEST
+    test_risks = calibrator.risks(onnx_probabilities(graph, features[test]))
+    default_name = operating_point_name(ops["default"])
+    test_metrics = {
+        op["name"]: assess(
+            evidence.subset(test), test_risks, tuple(op["thresholds"][t] for t in TIERS[:-1])
+        )
+        for op in operating_points
+    }
+
+    stages.next("write")
+    metadata = {
+        "format_version": FORMAT_VERSION,
+        "feature_schema": FEATURE_SCHEMA.to_dict(),
+        "tiers": list(TIERS),
+        "calibration": calibrator.to_dict(),
+        "operating_points": operating_points,
+        "default_operating_point": default_name,
+        "metrics": {
+            "split_sizes": {name: int(np.sum(splits == k)) for k, name in enumerate(SPLIT_NAMES)},
+            "onnx_parity_max_abs_diff": parity,
+            "validation_ece": _ece_summary(val_risks, labels[validation]),
+            "test": test_metrics,
+        },
+        # What the model has seen: a runtime can flag (and escalate) requests outside it.
+        "feature_ranges": {
+            "names": list(FEATURE_SCHEMA.names),
+            "min": features[train_rows].min(axis=0).tolist(),
+            "max": features[train_rows].max(axis=0).tolist(),
+        },
+        "data_fingerprint": _fingerprint(data, catalog_path, report, len(records), sample, seed),
+        "labels": {
+            "rule": "reference (shared data README): cheapest tier within tolerance of the best",
+            "representatives": representatives.to_dict(),
+            "counts": {t: int(np.sum(labels == k)) for k, t in enumerate(TIERS)},
+            "unlabeled_records": len(all_labels) - len(records),
+        },
+        "library_versions": library_versions(),
+        "training_config": {**config, "seed": seed, "sample": sample},
+    }
+    out = write_model_dir(out_dir, graph, model, metadata)
+    stages.close()
+    return TrainResult(out, metadata, report)
+
+
+def extract_features(records: Sequence[TrafficRecord], progress: bool) -> np.ndarray:
+    """Feature matrix of the records' requests, computed once per run by the runtime extractor."""
+    extractor = FeatureExtractor()
+    requests = [r.request for r in records]
+    if progress:
+        from tqdm import tqdm
+
+        requests = tqdm(requests, desc="features", unit="req", file=sys.stderr)
+    return extractor.extract_many(requests)
+
+
+def _ece_summary(risks: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    from router_ml_lab.quality.metrics import expected_calibration_error
+
+    return {
+        f"needs_above_{TIERS[k]}": expected_calibration_error(risks[:, k], labels > k)
+        for k in range(len(TIERS) - 1)
+    }
+
+
+def _fingerprint(
+    data: Sequence[str | os.PathLike[str]],
+    catalog_path: str | os.PathLike[str],
+    report: ReadReport,
+    n_labeled: int,
+    sample: int | None,
+    seed: int,
+) -> dict[str, Any]:
+    """Content hashes of the inputs: same fingerprint, same training data.
+
+    Gzip'd files are hashed decompressed: the gzip header holds a timestamp, and re-compressing
+    the same records must not look like new data.
+    """
+    files = {}
+    for path in [*traffic_files(data), Path(catalog_path)]:
+        content = path.read_bytes()
+        if path.name.endswith(".gz"):
+            content = gzip.decompress(content)
+        files[path.name] = hashlib.sha256(content).hexdigest()[:16]
+    combined = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:16]
+    return {
+        "sha256": combined,
+        "files": files,
+        "lines_read": report.n_read,
+        "bad_lines": report.n_bad,
+        "labeled_records": n_labeled,
+        "sample": sample,
+        "seed": seed,
+    }
+
+
+def library_versions() -> dict[str, str]:
+    import lightgbm
+    import onnx
+    import onnxmltools
+    import onnxruntime
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "lightgbm": lightgbm.__version__,
+        "scikit-learn": sklearn.__version__,
+        "onnx": onnx.__version__,
+        "onnxmltools": onnxmltools.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def write_model_dir(
+    out_dir: str | os.PathLike[str], graph: Any, model: Any, metadata: dict[str, Any]
+) -> Path:
+    """Write model.onnx, metadata.json, estimator.joblib and MODEL_CARD.md into ``out_dir``."""
+    import joblib
+
+    from router_ml_lab.train.card import render_model_card
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_onnx(graph, out / "model.onnx")
+    (out / "metadata.json").write_text(
+        json.dumps(_jsonable(metadata), indent=1, sort_keys=False) + "\n", encoding="utf-8"
+    )
+    joblib.dump(model, out / "estimator.joblib", compress=3)
+    (out / "MODEL_CARD.md").write_text(render_model_card(metadata), encoding="utf-8")
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types; NaN/inf become null so the file stays strict JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+class _StageBar:
+    """One progress step per pipeline stage, on stderr, only when asked."""
+
+    def __init__(self, show: bool) -> None:
+        self._bar = None
+        if show:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=len(_STAGES), desc="train", unit="stage", file=sys.stderr)
+        self._started = False
+
+    def next(self, stage: str) -> None:
+        if self._bar is None:
+            return
+        if self._started:
+            self._bar.update(1)
+        self._started = True
+        self._bar.set_postfix_str(stage)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.close()
