@@ -7,6 +7,7 @@ safe to run concurrently.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,12 +17,18 @@ from typing import Any
 import numpy as np
 
 from router_ml.calibration import choose_tier
+from router_ml.errors import InvalidRequest
 from router_ml.features import FeatureExtractor
 from router_ml.model import OperatingPoint, TierModel
 from router_ml.policy import AUTO, Policy, Rule
 from router_ml.request import ChatRequest, parse_request
 from router_ml.tiers import TIERS, at_least
 from router_ml.tokenizer import TokenCounter
+
+logger = logging.getLogger("router_ml.router")
+
+FALLBACK_SOURCE = "fallback"
+"""``Decision.source`` of a decision made by the safe-tier fallback, not by the policy or model."""
 
 RequestLike = ChatRequest | Mapping[str, Any] | str | bytes
 _WARM_UP_REQUEST = {
@@ -173,6 +180,48 @@ class Router:
         probabilities = self.model.predict_proba(features[None, :])[0].tolist()
         risks = self.model.calibrator.risk_row(probabilities)
         return self._auto_decision(risks, rule, start, features, thresholds)
+
+    def route_or_safe(
+        self,
+        request: RequestLike,
+        operating_point: str | float | None = None,
+        repeated: bool = False,
+    ) -> Decision:
+        """Like ``route``, but a routing failure that is not the request's fault is served.
+
+        This is the one safe-tier fallback every gateway uses (the HTTP gateway, the LiteLLM
+        hook). ``InvalidRequest`` propagates: a malformed request is the caller's to fix. Any other
+        error is told apart by routing a known-good probe request: if the probe routes, the
+        failure is specific to this request's content, so it is refused as ``InvalidRequest``
+        (field ``body``) — a client must never buy the safe (most capable) tier by sending input
+        that breaks routing. If the probe fails too, the router itself is broken and the request
+        gets the policy's safe tier with ``source="fallback"``. Both are logged at error level.
+        """
+        try:
+            return self.route(request, operating_point, repeated)
+        except InvalidRequest:
+            raise
+        except Exception as exc:
+            cause = f"{type(exc).__name__}: {exc}"[:300]
+            if self._probe_routes():
+                logger.error("routing failed on one request's content; refused (%s)", cause)
+                raise InvalidRequest("body", f"request cannot be routed ({cause})") from exc
+            logger.exception("routing failed; using the safe tier %s", self.policy.safe_tier)
+            safe = self.policy.safe_tier
+            return Decision(
+                safe,
+                self.policy.tiers[safe],
+                FALLBACK_SOURCE,
+                reason=f"routing error ({cause}); safe tier {safe}",
+            )
+
+    def _probe_routes(self) -> bool:
+        """Whether the router still routes a known-good request."""
+        try:
+            self.route(_WARM_UP_REQUEST)
+        except Exception:
+            return False
+        return True
 
     def route_batch(self, requests: Iterable[RequestLike]) -> list[Decision]:
         """Decide many requests with one model call; raises ``InvalidRequest`` on a bad one.

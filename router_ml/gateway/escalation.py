@@ -1,22 +1,45 @@
-"""Escalation on failure: retry a request on a more capable tier while nothing reached the client.
+"""Escalation: retry a request on a more capable tier while nothing has reached the client.
 
 A cheap tier that is down, rate-limited or stalled should cost the client latency, not an error:
 5xx, 429, timeouts and dropped connections before the first byte are retried on the next tier of
 the chain, within the retry budget and the request's total deadline. A 4xx is the client's own
 mistake and would fail the same way everywhere, so it is returned as is. Every attempt is
 recorded with its failure reason for the decision log and the metrics.
+
+The two objects a caller builds:
+
+- :class:`EscalationPlan` — where the request goes first, which tiers it may step up to (the
+  next-tier rule of ``router_ml.tiers`` along the configured chain), the retry budget and the
+  deadline. ``plan.next_target(attempt)`` is the one place that decides "try again, and where".
+- :class:`UpstreamCall` — what is sent: the parsed body (its ``model`` set per tier) or the raw
+  bytes of a passthrough, streaming or not, extra headers.
+
+Extension point — answer gates (issue 9): ``call_with_escalation(..., check_answer=gate)`` calls
+``await gate(attempt, reply)`` after an upstream answer has started and before anything is sent
+to the client. Returning ``GateVerdict(name, passed=False, detail)`` rejects the answer: the
+attempt is recorded with ``failure="gate"`` and ``gate={name, passed, detail}`` and the plan is
+asked for the next tier (the retry budget and the deadline still apply; ``retry_on`` does not,
+since a rejected answer is not an upstream failure). When no tier is left, the rejected answer
+is the one relayed, and its attempt still shows the failed gate. A gate sees a complete body for
+non-streaming answers and only the first chunk of a stream (``reply.complete`` is False); a gate
+that needs a whole stream must read it (``reply.rest()``) and give up streaming latency. Returning
+None (or a passing verdict, which is recorded) accepts the answer.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from router_ml.gateway.config import Escalation, Limits, TierTarget
+from router_ml.gateway.config import Escalation, TierTarget
+from router_ml.gateway.redact import redact
 from router_ml.gateway.upstream import UpstreamFailure, UpstreamPool, UpstreamReply
+
+GATE_FAILURE = "gate"
+"""The failure kind of an attempt whose answer an answer gate rejected."""
 
 
 def status_failure(status: int) -> str | None:
@@ -30,9 +53,21 @@ def status_failure(status: int) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class GateVerdict:
+    """An answer gate's judgement of one upstream answer."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
 @dataclass
 class Attempt:
-    """One upstream call: where it went and how it ended (``failure`` None = answer started)."""
+    """One upstream call: where it went and how it ended (``failure`` None = answer accepted)."""
 
     tier: str
     model: str
@@ -41,6 +76,7 @@ class Attempt:
     failure: str | None = None
     detail: str = ""
     latency_ms: float = 0.0
+    gate: GateVerdict | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,6 +85,7 @@ class Attempt:
             "upstream": self.upstream,
             "status": self.status,
             "failure": self.failure,
+            "gate": None if self.gate is None else self.gate.to_dict(),
             "detail": self.detail,
             "latency_ms": round(self.latency_ms, 3),
         }
@@ -76,91 +113,135 @@ class Outcome:
         return self.attempts[-1].failure if self.attempts else None
 
 
+@dataclass(frozen=True)
+class EscalationPlan:
+    """Where a request goes first and where it may go after a failed or rejected attempt.
+
+    Parameters
+    ----------
+    first : TierTarget
+        The first tier, model and upstream.
+    tiers : mapping of tier to TierTarget
+        Where each tier's requests go, for the steps up.
+    escalation : Escalation or None
+        The chain, retry budget and retryable failure kinds; None never leaves ``first`` (an
+        explicit model name is the client's choice).
+    deadline : float
+        A ``time.monotonic()`` instant bounding all attempts together.
+    first_byte_timeout_s : float
+        The longest wait for one attempt's answer to start.
+    """
+
+    first: TierTarget
+    tiers: Mapping[str, TierTarget]
+    escalation: Escalation | None
+    deadline: float
+    first_byte_timeout_s: float
+
+    def attempt_timeout(self) -> float:
+        """Seconds the next attempt may wait for its answer to start (<= 0: none left)."""
+        return min(self.first_byte_timeout_s, self.deadline - time.monotonic())
+
+    def next_target(self, attempt: Attempt, attempts_made: int) -> TierTarget | None:
+        """The target to retry on after ``attempt`` (the ``attempts_made``-th), or None."""
+        if attempt.failure is None or self.escalation is None:
+            return None
+        if attempt.failure != GATE_FAILURE and attempt.failure not in self.escalation.retry_on:
+            return None
+        if attempts_made > self.escalation.max_retries or time.monotonic() >= self.deadline:
+            return None
+        tier = self.escalation.next_tier(attempt.tier)
+        return None if tier is None else self.tiers[tier]
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """What is sent to each attempted upstream."""
+
+    payload: Mapping[str, Any] | None
+    """The body to send with ``model`` set to each tier's model; None sends ``raw_body``."""
+    raw_body: bytes
+    stream: bool
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def body_for(self, target: TierTarget) -> bytes:
+        if self.payload is None:
+            return self.raw_body
+        body = {**self.payload, "model": target.model}
+        return json.dumps(body, ensure_ascii=False).encode("utf-8", errors="surrogatepass")
+
+
 OnAttempt = Callable[[Attempt, str | None], None]
 """Called after each attempt with the tier it escalates to (None: no escalation)."""
+AnswerCheck = Callable[[Attempt, UpstreamReply], Awaitable[GateVerdict | None]]
+"""An answer gate: judges a started answer before the client sees it (see the module doc)."""
 
 
 async def call_with_escalation(
     pool: UpstreamPool,
-    first: TierTarget,
-    tiers: Mapping[str, TierTarget],
-    payload: Mapping[str, Any] | None,
-    raw_body: bytes,
-    stream: bool,
-    escalation: Escalation | None,
-    limits: Limits,
-    deadline: float,
-    headers: Mapping[str, str] | None = None,
+    plan: EscalationPlan,
+    call: UpstreamCall,
     on_attempt: OnAttempt | None = None,
+    check_answer: AnswerCheck | None = None,
 ) -> Outcome:
-    """Send the request to ``first``, escalating along ``escalation`` on retryable failures.
-
-    ``payload`` is the parsed body whose ``model`` is set to each tier's model; None forwards
-    ``raw_body`` untouched (an explicit model, which is never escalated: pass ``escalation=None``).
-    ``deadline`` is a ``time.monotonic()`` instant bounding all attempts together.
-    """
-    outcome = Outcome(first, None)
-    target = first
-    while True:
-        body = (
-            raw_body
-            if payload is None
-            else json.dumps({**payload, "model": target.model}, ensure_ascii=False).encode("utf-8")
-        )
+    """Send ``call`` along ``plan``, escalating on retryable failures and rejected answers."""
+    outcome = Outcome(plan.first, None)
+    target: TierTarget | None = plan.first
+    while target is not None:
         attempt = Attempt(target.tier, target.model, target.upstream)
-        remaining = deadline - time.monotonic()
-        reply: UpstreamReply | None = None
-        start = time.perf_counter()
-        if remaining <= 0:
-            attempt.failure, attempt.detail = (
-                "timeout",
-                "total timeout exhausted before this attempt",
-            )
-        else:
-            try:
-                reply = await pool.open(
-                    target.upstream,
-                    body,
-                    stream,
-                    min(limits.first_byte_timeout_s, remaining),
-                    headers,
-                )
-            except UpstreamFailure as exc:
-                attempt.failure, attempt.detail = exc.reason, exc.detail
-            else:
-                attempt.status = reply.status
-                attempt.failure = status_failure(reply.status)
-                if attempt.failure is not None:
-                    attempt.detail = _error_message(reply.body)
-        attempt.latency_ms = (time.perf_counter() - start) * 1e3
+        reply = await _attempt(pool, plan, call, target, attempt)
+        if reply is not None and attempt.failure is None and check_answer is not None:
+            attempt.gate = await check_answer(attempt, reply)
+            if attempt.gate is not None and not attempt.gate.passed:
+                attempt.failure, attempt.detail = GATE_FAILURE, attempt.gate.detail
         outcome.attempts.append(attempt)
         outcome.target, outcome.reply = target, reply
-
-        next_tier = None
-        if (
-            attempt.failure is not None
-            and escalation is not None
-            and attempt.failure in escalation.retry_on
-            and len(outcome.attempts) <= escalation.max_retries
-            and time.monotonic() < deadline
-        ):
-            next_tier = escalation.next_tier(target.tier)
+        following = plan.next_target(attempt, len(outcome.attempts))
         if on_attempt is not None:
-            on_attempt(attempt, next_tier)
-        if next_tier is None:
-            return outcome
-        if reply is not None:
+            on_attempt(attempt, None if following is None else following.tier)
+        if following is not None and reply is not None:
             await reply.aclose()
-        target = tiers[next_tier]
+        target = following
+    return outcome
 
 
-def _error_message(body: bytes, limit: int = 300) -> str:
-    """A short, log-safe description of an upstream error body."""
+async def _attempt(
+    pool: UpstreamPool,
+    plan: EscalationPlan,
+    call: UpstreamCall,
+    target: TierTarget,
+    attempt: Attempt,
+) -> UpstreamReply | None:
+    """One upstream call, filling in ``attempt``; the reply when an answer started."""
+    start = time.perf_counter()
+    reply: UpstreamReply | None = None
+    timeout = plan.attempt_timeout()
+    if timeout <= 0:
+        attempt.failure, attempt.detail = "timeout", "total timeout exhausted before this attempt"
+    else:
+        try:
+            reply = await pool.open(
+                target.upstream, call.body_for(target), call.stream, timeout, call.headers
+            )
+        except UpstreamFailure as exc:
+            attempt.failure, attempt.detail = exc.reason, redact(exc.detail)
+        else:
+            attempt.status = reply.status
+            attempt.failure = status_failure(reply.status)
+            if attempt.failure is not None:
+                attempt.detail = error_message(reply.body)
+    attempt.latency_ms = (time.perf_counter() - start) * 1e3
+    return reply
+
+
+def error_message(body: bytes, limit: int = 300) -> str:
+    """A short, log-safe description of an upstream error body (key-like strings redacted)."""
+    message: Any = None
     try:
         error = json.loads(body).get("error")
         message = error.get("message") if isinstance(error, dict) else error
-        if isinstance(message, str):
-            return message[:limit]
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         pass
-    return body[:limit].decode("utf-8", errors="replace")
+    if not isinstance(message, str):
+        message = body[: limit * 4].decode("utf-8", errors="replace")
+    return redact(message)[:limit]

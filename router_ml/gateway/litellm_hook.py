@@ -20,7 +20,6 @@ classes); nothing else in router-ml imports it.
 
 from __future__ import annotations
 
-import logging
 import random
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -28,11 +27,8 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.types.router import CustomRoutingStrategyBase
 
-from router_ml.errors import InvalidRequest
 from router_ml.router import Decision, Router
 from router_ml.tiers import TIERS
-
-logger = logging.getLogger("router_ml.gateway.litellm")
 
 TIER_KEY = "router_ml_tier"
 """The ``model_info`` key naming a deployment's tier."""
@@ -71,26 +67,6 @@ def chat_request(messages: Any, request_kwargs: Mapping[str, Any] | None) -> dic
     if isinstance(kwargs.get("model"), str):
         body["model"] = kwargs["model"]
     return body
-
-
-def decide(router: Router, body: Mapping[str, Any]) -> Decision:
-    """Route ``body``; an internal error falls back to the policy's safe tier (logged).
-
-    ``InvalidRequest`` propagates: a malformed request is the caller's to fix, not to misroute.
-    """
-    try:
-        return router.route(dict(body))
-    except InvalidRequest:
-        raise
-    except Exception as exc:  # a routing bug must not fail the request
-        logger.exception("router-ml routing failed; using the safe tier")
-        safe = router.policy.safe_tier
-        return Decision(
-            safe,
-            router.tiers[safe],
-            "fallback",
-            reason=f"routing error ({type(exc).__name__}: {exc}); safe tier {safe}",
-        )
 
 
 def _annotate(request_kwargs: Any, decision: Decision) -> None:
@@ -169,7 +145,7 @@ class RouterMLStrategy(CustomRoutingStrategyBase):
             raise ValueError(f"router-ml: no deployments in model group {model!r}")
         if model not in self.aliases or messages is None:
             return self.rng.choice(candidates)
-        decision = decide(self.router, chat_request(messages, request_kwargs))
+        decision = self.router.route_or_safe(chat_request(messages, request_kwargs))
         _annotate(request_kwargs, decision)
         return self.rng.choice(self._tier_candidates(candidates, decision.tier, model))
 
@@ -226,7 +202,7 @@ class RouterMLProxyHook(CustomLogger):
     ) -> dict[str, Any]:
         if data.get("model") not in self.aliases or data.get("messages") is None:
             return data
-        decision = decide(self.router, chat_request(data["messages"], data))
+        decision = self.router.route_or_safe(chat_request(data["messages"], data))
         data["model"] = self.tier_groups[decision.tier]
         _annotate(data, decision)
         return data

@@ -193,3 +193,37 @@ def test_a_request_may_use_another_stored_operating_point(tiny_model_dir: Path) 
         )
     with pytest.raises(ValueError, match="unknown operating point"):
         router.route(EXAMPLES[2], operating_point="no-such-point")
+
+
+def test_route_or_safe_refuses_input_that_breaks_routing(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router = Router.load(tiny_model_dir)
+    real_route = router.route
+
+    def breaks_on_one_request(request, *args):  # type: ignore[no-untyped-def]
+        if request is EXAMPLES[0]:
+            raise OverflowError("int too large")
+        return real_route(request, *args)
+
+    monkeypatch.setattr(router, "route", breaks_on_one_request)
+    with pytest.raises(InvalidRequest) as info:
+        router.route_or_safe(EXAMPLES[0])  # the probe routes, so the request is at fault
+    assert info.value.field == "body" and "OverflowError" in str(info.value)
+    assert router.route_or_safe(EXAMPLES[1]).source != "fallback"
+
+
+def test_route_or_safe_serves_the_safe_tier_when_the_router_is_broken(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    router = Router.load(tiny_model_dir)
+
+    def broken(*_args):  # type: ignore[no-untyped-def]
+        raise RuntimeError("model exploded")
+
+    monkeypatch.setattr(router, "route", broken)
+    decision = router.route_or_safe(EXAMPLES[0])
+    assert decision.source == "fallback" and decision.tier == router.policy.safe_tier
+    assert "model exploded" in decision.reason
+    with pytest.raises(InvalidRequest):
+        Router.load(tiny_model_dir).route_or_safe({"messages": []})

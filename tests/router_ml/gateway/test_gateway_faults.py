@@ -220,7 +220,7 @@ def test_client_disconnect_mid_stream_is_logged(
 def test_routing_error_falls_back_to_the_safe_tier(
     gateway: RunningGateway, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(_request: Any) -> None:
+    def broken(*_args: Any) -> None:
         raise RuntimeError("model exploded")
 
     monkeypatch.setattr(gateway.gateway.router, "route", broken)
@@ -255,7 +255,7 @@ def test_every_request_has_exactly_one_log_line_under_faults(
 def test_a_proxying_bug_is_an_openai_style_500_with_its_log_line(
     gateway: RunningGateway, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import router_ml.gateway.app as app_module
+    import router_ml.gateway.handlers as app_module
 
     async def broken(*_args: Any, **_kwargs: Any) -> None:
         raise KeyError("bug")

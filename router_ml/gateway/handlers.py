@@ -1,0 +1,298 @@
+"""The gateway's endpoint handlers: each turns one request into one response.
+
+A handler is ``async (request, record) -> Response``: it reads the request, adds what it learns
+to the request's :class:`~router_ml.gateway.record.RequestRecord`, settles the outcome it answers
+with and raises :class:`~router_ml.gateway.answers.Rejected` for any refusal. It never writes the
+log line and never catches its own bugs: the request guard (``app.GuardedEndpoint``) does both,
+for every endpoint alike.
+
+Extension point — routing mode (issue 10, shadow): :meth:`ChatCompletions.serving_target` is the
+one place where a routing decision becomes the target a request is sent to. A shadow mode
+decides and logs as usual (``record.data["decision"]``) and returns the target the request would
+have had without the router there (e.g. a configured ``shadow`` tier), marking the record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from router_ml.errors import InvalidRequest
+from router_ml.features import FEATURE_SCHEMA
+from router_ml.gateway.answers import Rejected, error_body, invalid
+from router_ml.gateway.config import TierTarget
+from router_ml.gateway.escalation import (
+    Attempt,
+    EscalationPlan,
+    UpstreamCall,
+    call_with_escalation,
+)
+from router_ml.gateway.prom import CONTENT_TYPE
+from router_ml.gateway.record import RequestRecord, logger
+from router_ml.gateway.relay import StreamRelay
+from router_ml.gateway.upstream import usage_from_body
+from router_ml.request import ChatRequest, parse_request
+from router_ml.router import FALLBACK_SOURCE, Decision
+
+if TYPE_CHECKING:
+    from router_ml.gateway.app import Gateway
+
+FAILURE_STATUS = {"timeout": 504, "connection": 502}
+FAILURE_CODE = {"timeout": "upstream_timeout", "connection": "upstream_unreachable"}
+
+
+def decision_headers(
+    record: RequestRecord, tier: str, model: str, source: str, escalated: bool
+) -> dict[str, str]:
+    return {
+        "x-router-request-id": record.id,
+        "x-router-tier": tier,
+        "x-router-model": model,
+        "x-router-source": source,
+        "x-router-escalated": "true" if escalated else "false",
+    }
+
+
+class Decider:
+    """Parse, route (with the router's safe-tier fallback) and note features in the record."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def parse(self, payload: Mapping[str, Any]) -> ChatRequest:
+        try:
+            return parse_request(dict(payload))
+        except InvalidRequest as exc:
+            raise invalid(exc) from exc
+
+    def decide(self, parsed: ChatRequest, record: RequestRecord) -> Decision:
+        metrics = self.gateway.metrics
+        try:
+            decision = self.gateway.router.route_or_safe(parsed)
+        except InvalidRequest as exc:
+            metrics.errors.inc("routing_refused")
+            raise invalid(exc) from exc
+        if decision.source == FALLBACK_SOURCE:
+            metrics.errors.inc("routing")
+        metrics.decisions.inc(decision.tier, decision.source)
+        metrics.route_latency.observe(decision.latency_us / 1e6)
+        record.data["decision"] = decision.to_dict()
+        return decision
+
+    def note_request(
+        self,
+        record: RequestRecord,
+        payload: Mapping[str, Any],
+        parsed: ChatRequest | None,
+        decision: Decision | None = None,
+    ) -> None:
+        """Add the features (and, if opted in, the request body) to the log line.
+
+        The model's own feature vector is reused when it decided; others are extracted here.
+        """
+        config = self.gateway.config.decision_log
+        if config.include_features and parsed is not None:
+            try:
+                features = (
+                    decision.features
+                    if decision is not None and decision.features is not None
+                    else self.gateway.router.features(parsed)
+                )
+                record.data["feature_schema"] = FEATURE_SCHEMA.hash
+                record.data["features"] = np.round(features.astype(np.float64), 6).tolist()
+            except Exception:  # features are for analysis; never fail the request over them
+                logger.exception("feature extraction failed for request %s", record.id)
+                self.gateway.metrics.errors.inc("features")
+        if config.include_prompts:
+            record.data["request"] = payload
+
+
+class ChatCompletions:
+    """``POST /v1/chat/completions``: route (or pass through) and relay the upstream's answer."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.decider = Decider(gateway)
+
+    async def __call__(self, request: Request, record: RequestRecord) -> Response:
+        gateway, config = self.gateway, self.gateway.config
+        gateway.intake.authorize(request)
+        raw = await gateway.intake.read_body(request)
+        payload = gateway.intake.json_object(raw)
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise Rejected(
+                400,
+                "invalid_request",
+                error_body(
+                    f"model: expected a model name or one of the routing aliases "
+                    f"{sorted(config.aliases)}",
+                    param="model",
+                    code="invalid_value",
+                ),
+            )
+        stream = payload.get("stream") is True
+        record.data.update(requested_model=model, stream=stream)
+        if model in config.aliases:
+            parsed = self.decider.parse(payload)
+            decision = self.decider.decide(parsed, record)
+            self.decider.note_request(record, payload, parsed, decision)
+            first, source = self.serving_target(decision, record), decision.source
+            call = UpstreamCall(payload, raw, stream, {"x-router-request-id": record.id})
+            escalation = config.escalation
+        else:
+            first, source = self._passthrough_target(model), "passthrough"
+            call = UpstreamCall(None, raw, stream, {"x-router-request-id": record.id})
+            escalation = None
+            self.decider.note_request(record, payload, None)
+
+        deadline = time.monotonic() + config.limits.total_timeout_s
+        plan = EscalationPlan(
+            first, config.tiers, escalation, deadline, config.limits.first_byte_timeout_s
+        )
+        outcome = await call_with_escalation(
+            gateway.pool, plan, call, self._count_attempt, gateway.check_answer
+        )
+        record.note_upstream(outcome)
+        headers = decision_headers(
+            record, outcome.target.tier, outcome.target.model, source, outcome.escalated
+        )
+        reply = outcome.reply
+        if reply is None:
+            failure = outcome.failure or "connection"
+            gateway.metrics.errors.inc(f"upstream_{failure}")
+            raise Rejected(
+                FAILURE_STATUS[failure],
+                f"upstream_{failure}",
+                error_body(
+                    f"upstream {outcome.target.upstream} ({outcome.target.model}) failed: "
+                    f"{outcome.attempts[-1].detail}",
+                    kind="upstream_error",
+                    code=FAILURE_CODE[failure],
+                ),
+                headers,
+            )
+        raw_headers = _raw(headers) + reply.headers
+        if not reply.complete:
+            return StreamRelay(record, outcome, raw_headers, deadline, gateway.metrics)
+        await reply.aclose()
+        record.data["usage"] = usage_from_body(reply.body)
+        if reply.status >= 400:
+            gateway.metrics.errors.inc(f"upstream_{outcome.failure}")
+        record.settle(reply.status, "ok" if reply.status < 400 else "upstream_error")
+        response = Response(reply.body, status_code=reply.status)
+        response.raw_headers.extend(raw_headers)
+        return response
+
+    def serving_target(self, decision: Decision, record: RequestRecord) -> TierTarget:
+        """Where a routed request is sent: the decided tier's target (see the module doc)."""
+        return self.gateway.config.tiers[decision.tier]
+
+    def _passthrough_target(self, model: str) -> TierTarget:
+        config = self.gateway.config
+        target = config.target_for_model(model)
+        if target is not None:
+            return target
+        upstream = config.passthrough_upstream
+        if upstream is None:
+            raise Rejected(
+                404,
+                "model_not_found",
+                error_body(
+                    f"model {model!r} is neither a routing alias {sorted(config.aliases)} "
+                    "nor a configured tier model, and no passthrough upstream is configured",
+                    param="model",
+                    code="model_not_found",
+                ),
+            )
+        return TierTarget("none", model, upstream)
+
+    def _count_attempt(self, attempt: Attempt, next_tier: str | None) -> None:
+        metrics = self.gateway.metrics
+        metrics.upstream_latency.observe(
+            attempt.latency_ms / 1e3, attempt.tier, attempt.failure or "ok"
+        )
+        if next_tier is not None:
+            metrics.escalations.inc(attempt.tier, next_tier, attempt.failure or "")
+
+
+class RouteDecision:
+    """``POST /v1/route``: the decision only, for gateways that call upstreams themselves."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        self.decider = Decider(gateway)
+
+    async def __call__(self, request: Request, record: RequestRecord) -> Response:
+        intake = self.gateway.intake
+        intake.authorize(request)
+        payload = intake.json_object(await intake.read_body(request))
+        parsed = self.decider.parse(payload)
+        decision = self.decider.decide(parsed, record)
+        self.decider.note_request(record, payload, parsed, decision)
+        record.settle(200, "ok")
+        return JSONResponse(
+            {"request_id": record.id, **decision.to_dict()},
+            headers=decision_headers(
+                record, decision.tier, decision.model, decision.source, escalated=False
+            ),
+        )
+
+
+class ListModels:
+    """``GET /v1/models``: the routing aliases and tier models, for clients that list first."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, request: Request, record: RequestRecord) -> Response:
+        self.gateway.intake.authorize(request)
+        config = self.gateway.config
+        names = sorted(config.aliases) + [t.model for t in config.tiers.values()]
+        record.settle(200, "ok")
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 0, "owned_by": "router-ml"}
+                    for name in dict.fromkeys(names)
+                ],
+            }
+        )
+
+
+class Health:
+    """``GET /healthz``: always open, for load balancers."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, _request: Request, record: RequestRecord) -> Response:
+        record.settle(200, "ok")
+        return JSONResponse(
+            {
+                "status": "ok",
+                "tiers": {t: x.model for t, x in self.gateway.config.tiers.items()},
+                "operating_point": self.gateway.router.operating_point.name,
+            }
+        )
+
+
+class Metrics:
+    """``GET /metrics``: Prometheus text."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    async def __call__(self, _request: Request, record: RequestRecord) -> Response:
+        record.settle(200, "ok")
+        return Response(self.gateway.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
