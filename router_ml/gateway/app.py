@@ -23,8 +23,9 @@ How the pieces fit (one job each):
 
 Extension points (documented where they live): answer gates — ``Gateway.check_answer``
 (``escalation.AnswerCheck``, called before an answer is sent, may reject it and escalate);
-spend — ``Gateway.recorder.enrichers`` (add cost fields to each record before it is written);
-routing mode / shadow — ``handlers.ChatCompletions.serving_target``.
+spend — ``Gateway.recorder.enrichers`` (``spend.SpendMeter`` adds each request's cost and
+counts it); routing mode / shadow — ``handlers.ChatCompletions.serving_target`` and
+``shadow.Shadow`` (observe mode, background replays one tier down).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from router_ml.gateway.escalation import AnswerCheck
 from router_ml.gateway.intake import Intake
 from router_ml.gateway.prom import GatewayMetrics
 from router_ml.gateway.record import DecisionRecorder, RequestRecord
+from router_ml.gateway.shadow import Shadow
+from router_ml.gateway.spend import RollingMix, SpendMeter
 from router_ml.gateway.upstream import UpstreamPool
 from router_ml.router import Router
 
@@ -163,6 +166,15 @@ class Gateway:
             config.decision_log.path, config.decision_log.max_bytes, config.decision_log.backups
         )
         self.recorder = DecisionRecorder(self.log, self.metrics)
+        self.rolling = RollingMix()
+        self.spend = SpendMeter(
+            config.pricing,
+            {tier: target.model for tier, target in config.tiers.items()},
+            self.metrics,
+            self.rolling,
+        )
+        self.recorder.enrichers.append(self.spend)
+        self.shadow = Shadow(self)
         self.intake = Intake(config.client_tokens, config.limits.max_body_bytes)
         self.check_answer: AnswerCheck | None = None
         """The answer gate run on every routed answer before it is sent (None: accept all)."""
@@ -209,6 +221,7 @@ class Gateway:
         try:
             yield
         finally:
+            await self.shadow.aclose()
             await self._pool.aclose()
             self.log.close()
 

@@ -1,4 +1,5 @@
-"""The gateway's one YAML file: router, tiers, upstreams, escalation, limits, auth, decision log.
+"""The gateway's one YAML file: router, tiers, upstreams, escalation, limits, auth, decision log,
+pricing and shadow mode.
 
 Everything is validated at load so a typo fails the deploy with the key that is wrong, not a
 request at 3 a.m. Secrets never live in the file: an upstream names the environment variable
@@ -19,6 +20,7 @@ import yaml
 
 from router_ml.errors import PolicyError
 from router_ml.policy import Policy
+from router_ml.pricing import CatalogError, PriceCatalog
 from router_ml.tiers import TIERS, next_tier
 
 RETRY_REASONS = ("http_5xx", "http_429", "timeout", "connection")
@@ -85,6 +87,31 @@ class DecisionLogConfig:
     include_features: bool = True
 
 
+SHADOW_MODES = ("off", "observe")
+
+
+@dataclass(frozen=True)
+class ShadowConfig:
+    """Shadow mode: route without deciding, and replay a sample on the next cheaper tier.
+
+    ``mode: observe`` routes every chat request and logs the router's choice and its cost under
+    ``shadow``, but serves what the client asked for: a named model as usual, a routing alias on
+    ``serve_tier``. ``replay_fraction`` of the routed (or, observing, shadow-routed) requests
+    are sent again in the background to the tier below the one that served them, never shown to
+    the client; both answers are logged for judging (``decision_log`` module docstring).
+    """
+
+    mode: str = "off"
+    serve_tier: str = "premium"
+    replay_fraction: float = 0.0
+    max_replays_in_flight: int = 8
+    seed: int | None = None
+
+    @property
+    def observing(self) -> bool:
+        return self.mode == "observe"
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     """A validated gateway configuration (see ``examples/gateway.yaml``)."""
@@ -102,6 +129,9 @@ class GatewayConfig:
     limits: Limits = Limits()
     decision_log: DecisionLogConfig = DecisionLogConfig()
     client_tokens: frozenset[str] = field(default=frozenset(), repr=False)
+    pricing: PriceCatalog = field(default_factory=PriceCatalog.load_default, repr=False)
+    """Model and tier prices for the cost of every request (``pricing.catalog``)."""
+    shadow: ShadowConfig = ShadowConfig()
 
     @property
     def safe_tier(self) -> str:
@@ -153,6 +183,8 @@ class GatewayConfig:
                 "limits",
                 "auth",
                 "decision_log",
+                "pricing",
+                "shadow",
             },
         )
         server = _mapping(root.get("server", {}), "server")
@@ -203,6 +235,8 @@ class GatewayConfig:
             limits=_limits(root.get("limits", {})),
             decision_log=_decision_log(root.get("decision_log", {}), base),
             client_tokens=_client_tokens(root.get("auth", {}), env),
+            pricing=_pricing(root.get("pricing", {}), base),
+            shadow=_shadow(root.get("shadow", {})),
         )
 
 
@@ -412,3 +446,55 @@ def _client_tokens(raw: Any, env: Mapping[str, str]) -> frozenset[str]:
             "(comma-separated); remove auth to run without client authentication"
         )
     return tokens
+
+
+def _pricing(raw: Any, base: Path) -> PriceCatalog:
+    """``pricing: {catalog: models.json}`` or ``pricing: {models: {...}}`` (same format inline);
+    without either, the shipped tier prices."""
+    spec = _mapping(raw, "pricing")
+    _known(spec, "pricing", {"catalog", "models"})
+    if "catalog" in spec and "models" in spec:
+        raise GatewayConfigError("pricing: give either catalog (a file) or models (inline)")
+    try:
+        if "catalog" in spec:
+            return PriceCatalog.load(base / _str(spec["catalog"], "pricing.catalog"))
+        if "models" in spec:
+            return PriceCatalog.from_dict(spec["models"], source="config pricing.models")
+        return PriceCatalog.load_default()
+    except CatalogError as exc:
+        raise GatewayConfigError(f"pricing: {exc}") from exc
+
+
+def _shadow(raw: Any) -> ShadowConfig:
+    spec = _mapping(raw, "shadow")
+    defaults = ShadowConfig()
+    _known(spec, "shadow", set(defaults.__dataclass_fields__))
+    mode = spec.get("mode", defaults.mode)
+    if mode not in SHADOW_MODES:
+        raise GatewayConfigError(f"shadow.mode: expected one of {list(SHADOW_MODES)}, got {mode!r}")
+    serve_tier = spec.get("serve_tier", defaults.serve_tier)
+    if serve_tier not in TIERS:
+        raise GatewayConfigError(f"shadow.serve_tier: expected one of {list(TIERS)}")
+    fraction = spec.get("replay_fraction", defaults.replay_fraction)
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, int | float)
+        or not 0 <= fraction <= 1
+    ):
+        raise GatewayConfigError(
+            f"shadow.replay_fraction: expected a number in [0, 1], got {fraction!r}"
+        )
+    seed = spec.get("seed")
+    if seed is not None:
+        seed = _int(seed, "shadow.seed", 0)
+    return ShadowConfig(
+        mode=mode,
+        serve_tier=serve_tier,
+        replay_fraction=float(fraction),
+        max_replays_in_flight=_int(
+            spec.get("max_replays_in_flight", defaults.max_replays_in_flight),
+            "shadow.max_replays_in_flight",
+            1,
+        ),
+        seed=seed,
+    )

@@ -5,6 +5,24 @@ request gets exactly one line, written when its outcome is known (after the last
 an abort or an error). Prompt text is personal data: it is written only when the operator sets
 ``include_prompts``; features, decision, attempts and token usage are always written.
 
+Fields written by spend and shadow mode (``spend.py``, ``shadow.py``; ``router-ml analyze`` and
+``router-ml export-log`` read them):
+
+- ``cost``: ``{input_tokens, output_tokens, usd, premium_usd, priced_as}`` from the upstream's
+  ``usage`` at the ``pricing`` catalog's prices (``usd`` null when nobody prices the model;
+  ``cost`` null when the upstream reported no usage). ``premium_usd`` is the same tokens on the
+  premium tier: the counterfactual behind the saving.
+- ``shadow`` (``shadow.mode: observe``): ``{mode, tier, model, source, cost_usd}``, what the
+  router chose and what the served tokens would have cost there; ``decision`` is the router's
+  decision, *not applied*: ``tier``/``model`` of the line are what served the client. A request
+  the router could not route carries ``shadow: {mode, error}``.
+- ``shadow_replay``: ``{tier, model}`` on a served request sampled for a replay one tier down.
+- Replay lines: ``endpoint: "shadow.replay"``, ``replay_of`` = the served request's ``id``, with
+  the usual ``tier``, ``model``, ``attempts`` (gate verdicts included), ``usage``, ``cost``,
+  ``status`` and ``outcome``. The client never saw this answer.
+- ``answer``: ``choices[0].message`` of the served answer (non-streamed) and of its replay, only
+  when ``include_prompts`` is on and the request was replayed: the pair a judge compares.
+
 Lines are flushed one by one so a crash loses at most the line being written; rotation renames
 ``decisions.jsonl`` → ``decisions.jsonl.1`` → ... → ``.{backups}`` like ``logging``'s
 RotatingFileHandler, and never splits a line.

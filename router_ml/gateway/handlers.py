@@ -6,10 +6,11 @@ with and raises :class:`~router_ml.gateway.answers.Rejected` for any refusal. It
 log line and never catches its own bugs: the request guard (``app.GuardedEndpoint``) does both,
 for every endpoint alike.
 
-Extension point — routing mode (issue 10, shadow): :meth:`ChatCompletions.serving_target` is the
-one place where a routing decision becomes the target a request is sent to. A shadow mode
-decides and logs as usual (``record.data["decision"]``) and returns the target the request would
-have had without the router there (e.g. a configured ``shadow`` tier), marking the record.
+Routing mode: :meth:`ChatCompletions.serving_target` is the one place where a routing decision
+becomes the target a request is sent to. In shadow ``observe`` mode (``shadow.py``) the router
+decides and logs as usual (``record.data["decision"]``, plus ``shadow``), and the request goes
+where it would have gone without the router: ``shadow.serve_tier`` for an alias, the named model
+otherwise. Answered requests may be sampled for a background replay one tier down.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from router_ml.gateway.escalation import (
 from router_ml.gateway.prom import CONTENT_TYPE
 from router_ml.gateway.record import RequestRecord, logger
 from router_ml.gateway.relay import StreamRelay
+from router_ml.gateway.shadow import answer_message
 from router_ml.gateway.upstream import usage_from_body
 from router_ml.request import ChatRequest, parse_request
 from router_ml.router import FALLBACK_SOURCE, Decision
@@ -149,7 +151,7 @@ class ChatCompletions:
             first, source = self._passthrough_target(model), "passthrough"
             call = UpstreamCall(None, raw, stream, {"x-router-request-id": record.id})
             escalation = None
-            self.decider.note_request(record, payload, None)
+            self._observe_passthrough(record, payload)
 
         deadline = time.monotonic() + config.limits.total_timeout_s
         plan = EscalationPlan(
@@ -178,10 +180,17 @@ class ChatCompletions:
                 headers,
             )
         raw_headers = _raw(headers) + reply.headers
+        replayed = (
+            reply.status < 400
+            and outcome.failure is None
+            and gateway.shadow.maybe_replay(record, payload, outcome.target)
+        )
         if not reply.complete:
             return StreamRelay(record, outcome, raw_headers, deadline, gateway.metrics)
         await reply.aclose()
         record.data["usage"] = usage_from_body(reply.body)
+        if replayed and config.decision_log.include_prompts:
+            record.data["answer"] = answer_message(reply.body)
         if reply.status >= 400:
             gateway.metrics.errors.inc(f"upstream_{outcome.failure}")
         record.settle(reply.status, "ok" if reply.status < 400 else "upstream_error")
@@ -190,8 +199,28 @@ class ChatCompletions:
         return response
 
     def serving_target(self, decision: Decision, record: RequestRecord) -> TierTarget:
-        """Where a routed request is sent: the decided tier's target (see the module doc)."""
-        return self.gateway.config.tiers[decision.tier]
+        """Where a routed request is sent: the decided tier's target, or in shadow ``observe``
+        mode the configured ``serve_tier`` (the decision is only logged; see the module doc)."""
+        config = self.gateway.config
+        if config.shadow.observing:
+            self.gateway.shadow.note(record, decision)
+            return config.tiers[config.shadow.serve_tier]
+        return config.tiers[decision.tier]
+
+    def _observe_passthrough(self, record: RequestRecord, payload: Mapping[str, Any]) -> None:
+        """A named model is served as asked; observing, the router still decides and logs."""
+        if not self.gateway.config.shadow.observing:
+            self.decider.note_request(record, payload, None)
+            return
+        try:
+            parsed = self.decider.parse(payload)
+            decision = self.decider.decide(parsed, record)
+        except Rejected as exc:  # the client asked for a model, not for routing: still served
+            self.gateway.shadow.note_refusal(record, exc.body["error"]["message"])
+            self.decider.note_request(record, payload, None)
+            return
+        self.gateway.shadow.note(record, decision)
+        self.decider.note_request(record, payload, parsed, decision)
 
     def _passthrough_target(self, model: str) -> TierTarget:
         config = self.gateway.config

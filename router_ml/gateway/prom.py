@@ -11,6 +11,7 @@ import bisect
 import math
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -58,6 +59,31 @@ class Counter:
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} counter"]
+        with self._lock:
+            items = sorted(self._values.items())
+        lines += [f"{self.name}{_labels(self.labels, k)} {_number(v)}" for k, v in items]
+        return lines
+
+
+class Gauge:
+    """A value per label combination that goes up and down (set, not added)."""
+
+    def __init__(self, name: str, help_text: str, labels: Sequence[str] = ()) -> None:
+        self.name, self.help, self.labels = name, help_text, tuple(labels)
+        self._values: dict[tuple[str, ...], float] = {}
+        self._lock = threading.Lock()
+
+    def set(self, value: float, *label_values: str) -> None:
+        if len(label_values) != len(self.labels):
+            raise ValueError(f"{self.name}: expected labels {self.labels}, got {label_values}")
+        with self._lock:
+            self._values[label_values] = float(value)
+
+    def value(self, *label_values: str) -> float | None:
+        return self._values.get(label_values)
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge"]
         with self._lock:
             items = sorted(self._values.items())
         lines += [f"{self.name}{_labels(self.labels, k)} {_number(v)}" for k, v in items]
@@ -145,6 +171,65 @@ class GatewayMetrics:
             ("kind",),
         )
 
+        # spend (issue 10): incremented with the exact figures written into the decision log
+        self.tokens = Counter(
+            "router_ml_tokens_total",
+            "Upstream-reported tokens by served tier, model and kind (input/output).",
+            ("tier", "model", "kind"),
+        )
+        self.cost = Counter(
+            "router_ml_cost_usd_total",
+            "Cost in USD of the answers served, at catalog prices, by tier and model.",
+            ("tier", "model"),
+        )
+        self.premium_cost = Counter(
+            "router_ml_premium_cost_usd_total",
+            "Counterfactual: what the same tokens would have cost on the premium tier, by the "
+            "tier and model that served them (saving = this - router_ml_cost_usd_total).",
+            ("tier", "model"),
+        )
+        self.shadow_cost = Counter(
+            "router_ml_shadow_cost_usd_total",
+            "Shadow mode: what the same tokens would have cost on the tier the router chose.",
+            ("tier", "model"),
+        )
+        self.replay_cost = Counter(
+            "router_ml_shadow_replay_cost_usd_total",
+            "Shadow replays on the next cheaper tier (never shown to clients), by tier and model.",
+            ("tier", "model"),
+        )
+        self.replays = Counter(
+            "router_ml_shadow_replays_total",
+            "Shadow replays by outcome (ok, upstream failure, skipped when too many in flight).",
+            ("outcome",),
+        )
+        self.unpriced = Counter(
+            "router_ml_unpriced_requests_total",
+            "Answered requests without a price (no usage reported, or a model nobody prices).",
+            ("model",),
+        )
+        self.rolling_tier_share = Gauge(
+            "router_ml_rolling_tier_share",
+            "Share of each tier among the last router_ml_rolling_window_requests decisions.",
+            ("tier",),
+        )
+        self.rolling_ood_share = Gauge(
+            "router_ml_rolling_ood_share",
+            "Share of out-of-distribution requests among the last decisions that had a score.",
+        )
+        self.rolling_window = Gauge(
+            "router_ml_rolling_window_requests", "Decisions in the rolling window."
+        )
+
+    def set_rolling(self, rolling: Any) -> None:
+        """Copy a ``spend.RollingMix`` into the rolling gauges."""
+        for tier, share in rolling.shares().items():
+            self.rolling_tier_share.set(share, tier)
+        ood = rolling.ood_share()
+        if ood is not None:
+            self.rolling_ood_share.set(ood)
+        self.rolling_window.set(len(rolling))
+
     def render(self) -> str:
         lines: list[str] = []
         for metric in (
@@ -154,6 +239,16 @@ class GatewayMetrics:
             self.upstream_latency,
             self.escalations,
             self.errors,
+            self.tokens,
+            self.cost,
+            self.premium_cost,
+            self.shadow_cost,
+            self.replay_cost,
+            self.replays,
+            self.unpriced,
+            self.rolling_tier_share,
+            self.rolling_ood_share,
+            self.rolling_window,
         ):
             lines += metric.render()
         return "\n".join(lines) + "\n"
