@@ -57,7 +57,7 @@ def test_eval_writes_report_json_markdown_and_plots(tmp_path, tiny_model, fixtur
     for png in (
         "cost_quality.png",
         "confusion.png",
-        "per_source_accuracy.png",
+        "per_source.png",
         "routellm_curve.png",
     ):
         assert (out / png).stat().st_size > 1000
@@ -77,6 +77,8 @@ def test_eval_on_all_data_says_in_sample_and_skips_knn(
             str(traffic),
             "--catalog",
             str(catalog),
+            "--split",
+            "all",
             "--report",
             str(out),
             "--baselines",
@@ -90,4 +92,38 @@ def test_eval_on_all_data_says_in_sample_and_skips_knn(
     assert report["n_records"] == 100
     assert "knn" in report["skipped"] and "--split test" in report["skipped"]["knn"]
     assert "In-sample warning" in (out / "report.md").read_text()
-    assert "skipped knn" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "skipped knn" in err
+    assert "WARNING: in-sample evaluation" in err and "--split test" in err
+
+
+def test_eval_defaults_to_the_held_out_test_split_without_warning(
+    tmp_path, tiny_model, fixture_traffic, capsys
+) -> None:
+    traffic, catalog = fixture_traffic
+    out = tmp_path / "report"
+    argv = ["eval", "--model", str(tiny_model), "--data", str(traffic), "--catalog", str(catalog)]
+    assert _run([*argv, "--report", str(out), "--baselines", "always-premium"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["context"]["split"] == "test" and report["context"]["in_sample"] is False
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_bench_creates_its_folder_writes_report_md_and_logs_each_workload(
+    tmp_path, tiny_model, capsys
+) -> None:
+    shapes = tmp_path / "shapes.jsonl"
+    request = {"messages": [{"role": "user", "content": "What is 2 + 2?"}]}
+    shapes.write_text(json.dumps({"id": "1", "request": request}) + "\n")
+    out = tmp_path / "new" / "bench"
+    argv = ["bench", "--model", str(tiny_model), "--requests", str(shapes), "--no-pin"]
+    limits = ["--calls", "20", "--max-seconds", "0.05", "--baselines", "always-economy"]
+    assert _run([*argv, *limits, "--report", str(out)]) == 0
+    markdown = (out / "report.md").read_text()
+    assert "| router-ml |" in markdown and "latency.png" in markdown
+    bench = json.loads((out / "bench.json").read_text())
+    assert bench["settings"]["n_calls"] == 20 and bench["settings"]["max_seconds"] == 0.05
+    assert all(r["n_calls"] <= 20 for w in bench["results"].values() for r in w.values())
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("bench [")]
+    assert len(lines) == 2 * 4  # 2 routers x (1 request file + 3 generated sizes)
+    assert lines[0].startswith("bench [1/8] router-ml on shapes:")

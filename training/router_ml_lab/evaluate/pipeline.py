@@ -186,7 +186,7 @@ def build_routers(
 
 
 def write_outputs(report_dir: Path) -> Path:
-    """(Re)write report.md and the PNGs from the report.json / bench.json in ``report_dir``."""
+    """(Re)write report.md and the PNGs from the report.json and/or bench.json in ``report_dir``."""
     report_json = report_dir / "report.json"
     bench_json = report_dir / "bench.json"
     report = json.loads(report_json.read_text(encoding="utf-8")) if report_json.is_file() else None
@@ -202,17 +202,18 @@ def write_outputs(report_dir: Path) -> Path:
         figures[f"Confusion matrix ({report['routers'][0]['name']})"] = plots.confusion_plot(
             report["routers"][0], report_dir / "confusion.png"
         ).name
-        figures["Accuracy per source"] = plots.per_source_plot(
-            report, report_dir / "per_source_accuracy.png"
-        ).name
-        figures["Cost per source"] = plots.per_source_plot(
-            report, report_dir / "per_source_cost.png", metric="cost_relative"
+        figures["Under-routing, quality kept and cost per source"] = plots.per_source_plot(
+            report, report_dir / "per_source.png"
         ).name
     if bench is not None:
         figures["Latency"] = plots.latency_plot(bench, report_dir / "latency.png").name
     markdown = report_dir / "report.md"
     if report is not None:
         markdown.write_text(report_module.render_markdown(report, bench, figures), encoding="utf-8")
+    elif bench is not None:
+        markdown.write_text(report_module.render_bench_markdown(bench, figures), encoding="utf-8")
+    else:
+        raise FileNotFoundError(f"neither report.json nor bench.json in {report_dir}")
     return markdown
 
 
@@ -229,6 +230,9 @@ def eval_command(args: argparse.Namespace) -> int:
     point = parse_operating_point(args.operating_point)
     ours = load_learned_router(args.model, operating_point=point)
     loaded.context.update(_model_context(ours, args.split))
+    warning = _in_sample_warning(loaded.context)
+    if warning:
+        print(warning, file=sys.stderr)
     routers, skipped = build_routers(
         ours,
         args.baselines,
@@ -251,8 +255,19 @@ def eval_command(args: argparse.Namespace) -> int:
         _bench(routers, args, report_dir)
     markdown = write_outputs(report_dir)
     print(report_module.headline_table(report, _read_bench(report_dir)))
+    if warning:  # again after the table, where the eye lands
+        print(f"\n{warning}", file=sys.stderr)
     print(f"\nwrote {markdown}", file=sys.stderr)
     return 0
+
+
+def _in_sample_warning(context: dict[str, Any]) -> str | None:
+    if not context.get("in_sample"):
+        return None
+    return (
+        f"WARNING: in-sample evaluation: {context.get('in_sample_reason', '')}. These numbers "
+        "are optimistic; run with --split test (the default) for held-out ones."
+    )
 
 
 def bench_command(args: argparse.Namespace) -> int:
@@ -296,12 +311,19 @@ def _bench(
 ) -> None:
     timed = [router for router, kind in routers if kind != "reference"]
     cpu = None if args.no_pin else pin_to_one_core()
+    workloads = bench_workloads(request_files)
+    print(
+        f"bench: {len(timed)} routers x {len(workloads)} workloads, up to {args.calls} calls and "
+        f"{args.max_seconds:g} s per phase each",
+        file=sys.stderr,
+    )
     result = run_bench(
         timed,
-        bench_workloads(request_files),
+        workloads,
         n_calls=args.calls,
         max_seconds=args.max_seconds,
         reference=LITELLM_REFERENCE,
+        log=lambda line: print(line, file=sys.stderr, flush=True),
     )
     result["settings"]["pinned_cpu"] = cpu
     if result["reference"] is None:

@@ -1,4 +1,4 @@
-"""PNG figures of an evaluation: cost–quality curves, confusion matrix, per-source bars, latency.
+"""PNG figures of an evaluation: cost–quality curves, confusion matrix, per-source dots, latency.
 
 matplotlib is imported inside each function with the non-interactive Agg backend, so importing
 this module costs nothing and plotting works on a headless server.
@@ -23,39 +23,140 @@ def _pyplot() -> Any:
     return plt
 
 
-def cost_quality_plot(report: dict[str, Any], path: Path) -> Path:
-    """Every router on one cost–quality plane: sweeps as hull curves, fixed routers as points."""
+MARKERS = "osD^vPXhp<>d"
+"""Marker cycle; the star is kept for the oracle, so no real router is mistaken for it."""
+
+
+def router_styles(routers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One colour and marker per router name, the same in every figure of one report.
+
+    Colours follow the report's router order (tab10 first, skipping the oracle, which is black
+    with a star), so router-ml is always the first colour and two routers never share one.
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    markers = "osD^vP*Xh<>"
-    for i, router in enumerate(report["routers"]):
-        cq = router["cost_quality"]
+    palette = [*plt.get_cmap("tab10").colors, *plt.get_cmap("Dark2").colors]
+    styles: dict[str, dict[str, Any]] = {}
+    colour = 0
+    for i, router in enumerate(routers):
+        if router["kind"] == "reference":
+            styles[router["name"]] = {"color": "black", "marker": "*"}
+            continue
+        marker = "o" if router["kind"] == "ours" else MARKERS[i % len(MARKERS)]
+        styles[router["name"]] = {"color": palette[colour % len(palette)], "marker": marker}
+        colour += 1
+    return styles
+
+
+def cost_quality_plot(report: dict[str, Any], path: Path) -> Path:
+    """Every router on one cost–quality plane: sweeps as hull curves, shipped settings as markers.
+
+    The y axis is fitted to the real routers. The oracle (the labels themselves) usually keeps far
+    more than always-premium's quality, so it is pinned to the top edge with its numbers written
+    out instead of squashing the band where the routers actually differ.
+    """
+    plt = _pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import PercentFormatter
+
+    routers = report["routers"]
+    styles = router_styles(routers)
+    y_low, y_high = _quality_range([r for r in routers if r["kind"] != "reference"])
+    fig, ax = plt.subplots(figsize=(11, 6))
+    ax.axhline(1.0, color="gray", lw=0.8, ls=":")
+    ax.text(
+        0.005,
+        1.0,
+        "always-premium quality",
+        color="gray",
+        fontsize=8,
+        va="bottom",
+        transform=ax.get_yaxis_transform(),
+    )
+    handles, labels = [], []
+    points: list[tuple[str, tuple[float, float]]] = []
+    for router in routers:
+        style, cq, ours = styles[router["name"]], router["cost_quality"], router["kind"] == "ours"
         cost, quality = cq["point"]
-        line = None
+        line = {"color": style["color"], "lw": 2.6 if ours else 1.4}
+        marker = {
+            "marker": style["marker"],
+            "markersize": 11 if ours else 8,
+            "markeredgecolor": "black",
+            "markeredgewidth": 0.8,
+        }
         if cq["hull"] is not None:
             # the hull is held flat after its best point: paying more never has to lose quality
             hull_cost = [*cq["hull"]["cost"], 1.0]
             hull_quality = [*cq["hull"]["quality"], cq["hull"]["quality"][-1]]
-            (line,) = ax.plot(
-                hull_cost, hull_quality, lw=1.5, label=f"{router['name']} (AIQ {cq['aiq']:.3f})"
+            ax.plot(hull_cost, hull_quality, zorder=2, **line)
+        label = router["name"] + (f"  (AIQ {cq['aiq']:.3f})" if cq["aiq"] is not None else "")
+        if quality > y_high:
+            ax.plot([cost], [y_high], ls="none", clip_on=False, zorder=5, **line, **marker)
+            ax.annotate(
+                f"{router['name']}: quality {quality:.0%} at cost {cost:.0%} (off scale ↑)",
+                (cost, y_high),
+                xytext=(10, -14),
+                textcoords="offset points",
+                fontsize=8,
             )
-        color = line.get_color() if line is not None else None
-        ax.scatter(
-            [cost],
-            [quality],
-            marker=markers[i % len(markers)],
-            s=60,
-            color=color,
-            edgecolor="black",
-            zorder=3,
-            label=None if line is not None else router["name"],
+            label += " — off scale"
+        else:
+            ax.plot([cost], [quality], ls="none", zorder=5 if ours else 4, **line, **marker)
+        twin = next((n for n, p in points if np.allclose(p, (cost, quality), atol=2e-3)), None)
+        if twin is not None:
+            label += f"  (hidden under {twin})"
+        points.append((router["name"], (cost, quality)))
+        handles.append(Line2D([], [], ls="-" if cq["hull"] else "none", **line, **marker))
+        labels.append(label)
+    ours_router = next((r for r in routers if r["kind"] == "ours"), None)
+    if ours_router is not None:
+        cost, quality = ours_router["cost_quality"]["point"]
+        ax.annotate(
+            f"{ours_router['name']} at {report['context'].get('operating_point', '?')}:\n"
+            f"cost {cost:.0%}, quality {quality:.1%}",
+            (cost, quality),
+            xytext=(18, -44),
+            textcoords="offset points",
+            fontsize=9,
+            arrowprops={"arrowstyle": "-", "color": "gray", "lw": 0.8},
         )
-    ax.set_xlabel("cost relative to always-premium")
-    ax.set_ylabel("quality kept (mean outcome / always-premium)")
-    ax.set_title("Cost–quality: curves are threshold sweeps (hull), markers the shipped settings")
+    ax.set_xlim(0, 1.04)
+    ax.set_ylim(y_low, y_high)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=1))
+    ax.set_xlabel("cost relative to sending everything to premium (lower is better)")
+    ax.set_ylabel("quality kept, relative to always-premium (higher is better)")
+    ax.set_title(
+        f"Cost vs quality kept — {_records_note(report)}\nlines: threshold sweeps (upper hull); "
+        "markers: each router's shipped setting; up and to the left is better",
+        fontsize=11,
+        pad=14,
+    )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.legend(
+        handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False
+    )
     return _save(fig, path)
+
+
+def _quality_range(routers: list[dict[str, Any]]) -> tuple[float, float]:
+    """y limits that hold every real router's point and hull, and always-premium's 100%."""
+    values = [1.0]
+    for router in routers:
+        cq = router["cost_quality"]
+        values.append(cq["point"][1])
+        if cq["hull"] is not None:
+            values += cq["hull"]["quality"]
+    values = [v for v in values if v == v]  # NaN where quality is undefined
+    low, high = min(values), max(values)
+    pad = 0.08 * ((high - low) or 0.01)
+    return low - pad, high + 1.8 * pad
+
+
+def _records_note(report: dict[str, Any]) -> str:
+    split = report["context"].get("split", "all")
+    where = "held-out test split" if split == "test" else f"split '{split}', IN-SAMPLE"
+    return f"{report['n_records']:,} records, {where}"
 
 
 def confusion_plot(router: dict[str, Any], path: Path) -> Path:
@@ -85,46 +186,192 @@ def confusion_plot(router: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
-def per_source_plot(report: dict[str, Any], path: Path, metric: str = "accuracy") -> Path:
-    """Grouped bars: ``metric`` of every router (but the oracle) on every source."""
+PER_SOURCE_METRICS = (
+    ("under_routing", "under-routing\n(sent below the needed tier; lower is better)"),
+    ("quality_kept", "quality kept\n(relative to always-premium; higher is better)"),
+    ("cost_relative", "cost\n(relative to always-premium; lower is better)"),
+)
+
+
+def per_source_plot(report: dict[str, Any], path: Path) -> Path:
+    """Per source, side by side: what each router under-routes, keeps and pays.
+
+    One row per source (pooled first), one dot per router at the same height in every row and
+    panel, so a reader follows one router across sources and reads quality beside cost. Dots, not
+    bars: quality kept lives in a narrow band near 100%, where bars from zero hide differences.
+    The oracle is left out (it is the label, so it under-routes nothing by definition).
+    """
     plt = _pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import PercentFormatter
+
     routers = [r for r in report["routers"] if r["kind"] != "reference"]
+    styles = router_styles(report["routers"])
     sources = sorted(routers[0]["per_source"]) if routers else []
-    width = 0.8 / max(len(routers), 1)
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(sources) + 2), 5))
-    x = np.arange(len(sources))
-    for i, router in enumerate(routers):
-        values = [router["per_source"][s][metric] for s in sources]
-        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=router["name"])
-    if metric == "accuracy":
-        ax.axhline(report["accuracy_target"], color="black", ls="--", lw=1, label="target")
-    ax.set_xticks(x, sources, rotation=20)
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_title(f"{metric.replace('_', ' ')} per source")
-    ax.legend(fontsize=7, ncol=2)
-    ax.grid(axis="y", alpha=0.3)
+    rows = ["pooled", *sources]
+    target = _under_routing_target(report)
+    fig, axes = plt.subplots(
+        1, len(PER_SOURCE_METRICS), figsize=(15, 0.75 * len(rows) + 2.2), sharey=True
+    )
+    offsets = np.linspace(-0.34, 0.34, len(routers)) if len(routers) > 1 else np.zeros(1)
+    for ax, (key, title) in zip(axes, PER_SOURCE_METRICS, strict=True):
+        for row in range(0, len(rows), 2):
+            ax.axhspan(row - 0.5, row + 0.5, color="0.95", zorder=0)
+        for offset, router in zip(offsets, routers, strict=True):
+            style, ours = styles[router["name"]], router["kind"] == "ours"
+            values = [
+                (router["pooled"] if row == "pooled" else router["per_source"][row])[key]
+                for row in rows
+            ]
+            heights = np.arange(len(rows)) + offset
+            ax.scatter(
+                values,
+                heights,
+                marker=style["marker"],
+                color=style["color"],
+                s=70 if ours else 30,
+                edgecolor="black" if ours else "none",
+                linewidth=0.8,
+                zorder=3 if ours else 2,
+            )
+            if ours:
+                for value, height in zip(values, heights, strict=True):
+                    ax.annotate(
+                        "—" if value != value else f"{value:.1%}",
+                        (value, height),
+                        xytext=(7, 0),
+                        textcoords="offset points",
+                        fontsize=8,
+                        va="center",
+                        color=style["color"],
+                        fontweight="bold",
+                    )
+        if key == "under_routing" and target is not None:
+            ax.axvline(target, color="black", ls="--", lw=1)
+            ax.text(target, len(rows) - 0.55, f" target {target:.0%}", fontsize=8, va="bottom")
+        ax.set_title(title, fontsize=10)
+        ax.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_ylim(len(rows) - 0.5, -0.5)
+    sizes = [report["n_records"], *(routers[0]["per_source"][s]["n"] for s in sources)]
+    axes[0].set_yticks(
+        range(len(rows)), [f"{name}\n(n={n:,})" for name, n in zip(rows, sizes, strict=True)]
+    )
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="none",
+            marker=styles[r["name"]]["marker"],
+            color=styles[r["name"]]["color"],
+            markeredgecolor="black" if r["kind"] == "ours" else "none",
+            markersize=9 if r["kind"] == "ours" else 7,
+            label=r["name"],
+        )
+        for r in routers
+    ]
+    fig.legend(
+        handles=handles,
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=9,
+        frameon=False,
+        title="top to bottom\nin every row",
+        title_fontsize=9,
+    )
+    fig.suptitle(
+        f"Per source: what each router under-routes, keeps and pays — {_records_note(report)}",
+        fontsize=12,
+    )
     return _save(fig, path)
 
 
+def _under_routing_target(report: dict[str, Any]) -> float | None:
+    """The under-routing target in router-ml's operating point name (``under_routing_0.05``)."""
+    name = str(report["context"].get("operating_point", ""))
+    if not name.startswith("under_routing_"):
+        return None
+    try:
+        return float(name.removeprefix("under_routing_"))
+    except ValueError:
+        return None
+
+
 def routellm_plot(report: dict[str, Any], path: Path) -> Path:
-    """PGR against the share of calls sent to premium (economy vs premium), per router."""
+    """PGR against the share of calls sent to premium (economy vs premium), per router.
+
+    The oracle is named beside the plot, not drawn: labels pick the better tier per record, so
+    its curve rises far above 1 and would flatten the 0–1 band where the real routers differ.
+    """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for router in report["routers"]:
-        rl = router["routellm"]
-        if rl is None or router["routellm_score"] != "continuous":
+    from matplotlib.ticker import PercentFormatter
+
+    styles = router_styles(report["routers"])
+    drawn = [
+        r
+        for r in report["routers"]
+        if r["routellm"] is not None and r["routellm_score"] == "continuous"
+    ]
+    drawn.sort(key=lambda r: -r["routellm"]["apgr"])
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    ax.plot([0, 1], [0, 1], color="gray", ls=":", lw=1.2, label="random (expected): APGR 0.5")
+    notes, top = [], 1.0
+    for router in drawn:
+        rl, ours = router["routellm"], router["kind"] == "ours"
+        if router["kind"] == "reference":
+            peak = int(np.argmax(rl["curve"]["pgr"]))
+            notes.append(
+                f"Not drawn: {router['name']},\nAPGR {rl['apgr']:.3f}; its curve peaks at\n"
+                f"PGR {rl['curve']['pgr'][peak]:.2f} with {rl['curve']['strong_share'][peak]:.0%} "
+                "of calls to premium\n(labels pick the better tier per record,\nso it beats "
+                "all-premium)."
+            )
             continue
+        top = max(top, *rl["curve"]["pgr"])
         ax.plot(
             rl["curve"]["strong_share"],
             rl["curve"]["pgr"],
-            label=f"{router['name']} (APGR {rl['apgr']:.3f})",
+            color=styles[router["name"]]["color"],
+            lw=2.6 if ours else 1.4,
+            zorder=3 if ours else 2,
+            label=f"{router['name']}: APGR {rl['apgr']:.3f}",
         )
-    ax.plot([0, 1], [0, 1], color="gray", ls=":", label="random (expected)")
-    ax.set_xlabel("share of calls to premium")
-    ax.set_ylabel("performance gap recovered")
-    ax.set_title("RouteLLM call–performance curve: economy vs premium")
+    for level in (0.5, 0.8):
+        ax.axhline(level, color="gray", lw=0.6, ls="--")
+        ax.text(
+            0.995,
+            level,
+            f"PGR {level:.0%}",
+            color="gray",
+            fontsize=8,
+            va="bottom",
+            ha="right",
+            transform=ax.get_yaxis_transform(),
+        )
+    n = drawn[0]["routellm"]["n"] if drawn else 0
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.1, top + 0.08)
+    ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+    ax.set_xlabel("share of calls sent to premium (the rest to economy)")
+    ax.set_ylabel("performance gap recovered (0 = all economy, 1 = all premium)")
+    ax.set_title(
+        f"RouteLLM call–performance curve, economy vs premium — {n:,} records where both ran\n"
+        "higher at the same premium share is better; the diagonal is random routing",
+        fontsize=11,
+    )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    if notes:
+        ax.text(
+            1.02,
+            0.0,
+            "\n".join(notes),
+            fontsize=8,
+            color="dimgray",
+            ha="left",
+            va="bottom",
+            transform=ax.transAxes,
+        )
     return _save(fig, path)
 
 
@@ -173,7 +420,7 @@ def _save(fig: Any, path: Path) -> Path:
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # keeps legends placed beside the axes
     plt.close(fig)
     return path
 

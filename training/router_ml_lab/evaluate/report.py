@@ -155,6 +155,17 @@ def render_markdown(
     return "\n".join(out).rstrip() + "\n"
 
 
+def render_bench_markdown(bench: dict[str, Any], figures: dict[str, str]) -> str:
+    """report.md of a ``bench`` run on its own (no routing-quality report in the folder)."""
+    out = ["# router-ml speed benchmark", "", *_bench_section(bench)]
+    note = bench["settings"].get("reference_note")
+    if note:
+        out += [f"Note: {note}.", ""]
+    for title, relative in figures.items():
+        out += [f"## {title}", "", f"![{title}]({relative})", ""]
+    return "\n".join(out).rstrip() + "\n"
+
+
 def _majority(report: dict[str, Any]) -> float | None:
     return report["routers"][0]["pooled"]["majority_accuracy"] if report["routers"] else None
 
@@ -308,8 +319,9 @@ def _bench_section(bench: dict[str, Any]) -> list[str]:
     out += [
         "",
         f"Settings: up to {settings['n_calls']} timed calls after {settings['warmup']} "
-        f"warm-up calls (at most {settings['max_seconds']} s) per router and workload; batch "
-        f"of {settings['batch_size']}, median of {settings['batch_repeats']}. Workload sizes: "
+        f"warm-up calls (each phase at most {settings['max_seconds']} s) per router and "
+        f"workload; batch throughput is the median of up to {settings['batch_repeats']} batches "
+        f"of up to {settings['batch_size']} requests, within the same time cap. Workload sizes: "
         f"{settings['workload_sizes']}.",
         "",
     ]

@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.progress import Progress
 from router_ml_lab.evaluate.baselines import Request, TierRouter
 
 GENERATED_SIZES = (1_000, 10_000, 100_000)
@@ -98,16 +97,25 @@ def batch_throughput(
     requests: Sequence[Request],
     batch_size: int,
     repeats: int,
+    max_seconds: float | None = None,
 ) -> float:
-    """Median requests per second of ``route_batch`` over ``repeats`` batches."""
+    """Median requests per second of ``route_batch`` over up to ``repeats`` batches.
+
+    With ``max_seconds``, no further batch starts once that much time has been spent (at least
+    one batch is timed), so a slow router cannot stretch a short benchmark.
+    """
     batch = [requests[i % len(requests)] for i in range(batch_size)]
     route_batch(batch[: min(8, batch_size)])  # warm-up
     rates = []
+    deadline = None if max_seconds is None else time.perf_counter_ns() + int(max_seconds * 1e9)
     for _ in range(repeats):
         gc.collect()
         start = time.perf_counter_ns()
         route_batch(batch)
-        rates.append(batch_size / ((time.perf_counter_ns() - start) / 1e9))
+        end = time.perf_counter_ns()
+        rates.append(batch_size / ((end - start) / 1e9))
+        if deadline is not None and end > deadline:
+            break
     return float(np.median(rates))
 
 
@@ -156,23 +164,47 @@ def run_bench(
     batch_size: int = 256,
     batch_repeats: int = 5,
     reference: str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Latency and throughput of every router on every workload; ratios to ``reference``."""
+    """Latency and throughput of every router on every workload; ratios to ``reference``.
+
+    ``max_seconds`` bounds each phase (warm-up, timed calls, batches) per router and workload.
+    ``log`` receives one line per router and workload as it finishes: the progress of a run
+    that can take minutes, readable in a terminal and in a CI log alike.
+    """
     results: dict[str, dict[str, Any]] = {}
     samples: dict[str, dict[str, list[float]]] = {}
-    with Progress(len(routers) * len(workloads), "bench") as bar:
+    total, done = len(routers) * len(workloads), 0
+    # Objects alive now (request sets, loaded models, imported peers) are moved out of the
+    # collector's reach: otherwise every gc.collect() before a timed run walks them all, which
+    # costs ~0.7 s per call with LiteLLM loaded and dominated short runs.
+    gc.collect()
+    gc.freeze()
+    try:
         for router in routers:
             results[router.name] = {}
             samples[router.name] = {}
             for workload, requests in workloads.items():
+                started = time.perf_counter()
                 ns = time_calls(router.route, requests, n_calls, warmup, max_seconds)
                 stats = LatencyStats.from_ns(ns)
-                # about a second of work per batch at most, so slow routers stay bounded
-                size = max(1, min(batch_size, int(1e6 / max(stats.p50_us, 1.0))))
-                throughput = batch_throughput(router.route_batch, requests, size, batch_repeats)
+                # one batch takes about max_seconds at most, so slow routers stay bounded
+                size = max(1, min(batch_size, int(max_seconds * 1e6 / max(stats.p50_us, 1.0))))
+                throughput = batch_throughput(
+                    router.route_batch, requests, size, batch_repeats, max_seconds
+                )
                 results[router.name][workload] = {**asdict(stats), "batch_rps": throughput}
                 samples[router.name][workload] = (ns / 1e3).tolist()
-                bar.update()
+                done += 1
+                if log is not None:
+                    log(
+                        f"bench [{done}/{total}] {router.name} on {workload}: "
+                        f"p50 {_micros(stats.p50_us)}, p99 {_micros(stats.p99_us)} "
+                        f"({stats.n_calls} calls), batch {throughput:,.0f}/s "
+                        f"[{time.perf_counter() - started:.1f} s]"
+                    )
+    finally:
+        gc.unfreeze()
     ratios: dict[str, dict[str, float]] = {}
     if reference is not None and reference in results:
         for name, per_workload in results.items():
@@ -193,3 +225,7 @@ def run_bench(
             "workload_sizes": {w: len(r) for w, r in workloads.items()},
         },
     }
+
+
+def _micros(value: float) -> str:
+    return f"{value / 1000:.1f} ms" if value >= 1000 else f"{value:.0f} µs"
