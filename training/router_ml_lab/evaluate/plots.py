@@ -6,6 +6,7 @@ this module costs nothing and plotting works on a headless server.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -375,6 +376,107 @@ def routellm_plot(report: dict[str, Any], path: Path) -> Path:
     return _save(fig, path)
 
 
+def savings_plot(
+    rows: Sequence[Any],
+    path: Path,
+    max_under_routing: float | None = None,
+    min_quality_kept: float | None = None,
+    chosen: str | None = None,
+    title: str = "",
+) -> Path:
+    """Spend, quality kept and under-routing at each operating point (``savings.Savings`` rows).
+
+    Left: USD per 1,000 requests against always-premium's, with the share saved written on each
+    bar. Right: what that saving costs, quality kept and under-routing, against the limits the
+    reader set. Points within both limits are green; ``chosen`` is outlined.
+    """
+    plt = _pyplot()
+    from matplotlib.ticker import PercentFormatter
+
+    names = [row.operating_point for row in rows]
+    ticks = [
+        f"{row.operating_point}\n(default)" if row.default else row.operating_point for row in rows
+    ]
+    x = np.arange(len(rows))
+
+    def within(row: Any) -> bool:
+        return (max_under_routing is None or row.under_routing <= max_under_routing) and (
+            min_quality_kept is None or row.quality_kept >= min_quality_kept
+        )
+
+    colours = ["tab:green" if within(row) else "tab:gray" for row in rows]
+    edges = ["black" if name == chosen else "none" for name in names]
+    fig = plt.figure(figsize=(13, 5.6), layout="constrained")
+    grid = fig.add_gridspec(2, 2, width_ratios=(1.25, 1))
+    spend, quality = fig.add_subplot(grid[:, 0]), fig.add_subplot(grid[0, 1])
+    under = fig.add_subplot(grid[1, 1], sharex=quality)
+    spend.bar(x, [r.usd_per_1k for r in rows], color=colours, edgecolor=edges, linewidth=2)
+    premium = rows[0].premium_usd_per_1k if rows else 0.0
+    spend.axhline(premium, color="tab:red", ls="--", lw=1.2)
+    spend.text(
+        len(rows) - 0.5,
+        premium,
+        f"all premium: ${premium:,.2f}",
+        color="tab:red",
+        ha="right",
+        va="bottom",
+        fontsize=9,
+    )
+    for i, row in enumerate(rows):
+        spend.text(
+            i,
+            row.usd_per_1k,
+            f"saves {row.saved_share:.0%}\n(${row.saved_usd_per_1k:,.2f} per 1k)",
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+    spend.set_ylim(0, premium * 1.15 if premium else 1)
+    spend.set_xticks(x, ticks)
+    spend.set_ylabel("USD per 1,000 requests (catalog tier prices)")
+    spend.set_title("What the traffic costs at each operating point", fontsize=10)
+    spend.grid(axis="y", alpha=0.3)
+    for ax, key, limit, label, better in (
+        (quality, "quality_kept", min_quality_kept, "quality kept", "higher is better"),
+        (under, "under_routing", max_under_routing, "under-routed", "lower is better"),
+    ):
+        values = [getattr(row, key) for row in rows]
+        ax.plot(x, values, color="0.4", lw=1, zorder=1)
+        ax.scatter(x, values, c=colours, edgecolors=edges, linewidths=2, s=60, zorder=2)
+        for i, value in enumerate(values):
+            ax.annotate(
+                f"{value:.2%}" if key == "quality_kept" else f"{value:.1%}",
+                (i, value),
+                xytext=(0, 7),
+                textcoords="offset points",
+                ha="center",
+                fontsize=8,
+            )
+        if limit is not None:
+            ax.axhline(limit, color="black", ls="--", lw=1)
+            ax.text(
+                len(rows) - 0.6,
+                limit,
+                f"your limit {limit:.0%}",
+                fontsize=8,
+                ha="right",
+                va="bottom" if key == "under_routing" else "top",
+            )
+        low, high = min([*values, limit or values[0]]), max([*values, limit or values[0]])
+        pad = 0.25 * ((high - low) or 0.01)
+        ax.set_ylim(low - pad, high + pad)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_title(f"{label} ({better})", fontsize=10)
+        ax.grid(alpha=0.3)
+    quality.tick_params(labelbottom=False)
+    under.set_xticks(x, ticks)
+    under.set_xlim(-0.5, len(rows) - 0.5)
+    legend = "green: within your limits"
+    legend += "; outlined: the cheapest of them" if chosen else "; none is within both limits"
+    fig.suptitle(f"{title}\n{legend}" if title else legend, fontsize=11)
+    return _save(fig, path)
+
+
 def latency_plot(bench: dict[str, Any], path: Path) -> Path:
     """p50 (bar) and p99 (tick) route() latency per router and workload, log scale; and the
     distribution of router-ml's per-call latency on every workload."""
@@ -419,7 +521,8 @@ def _save(fig: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=110, bbox_inches="tight")  # keeps legends placed beside the axes
     plt.close(fig)
     return path
