@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent
-NOTEBOOKS = ("01-traffic.ipynb", "02-train.ipynb", "03-benchmark.ipynb")
+NOTEBOOKS = ("01-traffic.ipynb", "02-train.ipynb", "03-benchmark.ipynb", "04-savings.ipynb")
 
 
 def run_notebook(path: Path, timeout: int, out: Path | None) -> Path:

@@ -1,4 +1,4 @@
-"""``router-ml eval`` end to end on synthetic traffic with a tiny real model."""
+"""``router-ml eval`` and ``bench`` end to end on synthetic traffic with a tiny real model."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from router_ml_lab.evaluate.cli import register_eval
+from router_ml_lab.evaluate.cli import register_bench, register_eval
 
 FAST_BASELINES = ["always-economy", "always-premium", "random", "oracle", "length", "knn"]
 
@@ -15,7 +15,9 @@ def _run(argv: list[str]) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="router-ml")
-    register_eval(parser.add_subparsers())
+    subparsers = parser.add_subparsers()
+    register_eval(subparsers)
+    register_bench(subparsers)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -17,7 +17,9 @@ pytestmark = [
 ]
 
 
-@pytest.mark.parametrize("name", ["01-traffic.ipynb", "02-train.ipynb", "03-benchmark.ipynb"])
+@pytest.mark.parametrize(
+    "name", ["01-traffic.ipynb", "02-train.ipynb", "03-benchmark.ipynb", "04-savings.ipynb"]
+)
 def test_notebook_runs_on_a_sample(name: str, tmp_path: Path, monkeypatch) -> None:
     sys.path.insert(0, str(REPO / "notebooks"))
     try:

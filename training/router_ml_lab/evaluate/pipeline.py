@@ -342,7 +342,7 @@ def _model_context(ours: LearnedRouter, split: str) -> dict[str, Any]:
     router = ours.router
     metadata = router.model.metadata
     context = {
-        "model": router.model.source,
+        "model": _display_path(router.model.source),
         "operating_point": router.operating_point.name,
         "thresholds": [float(t) for t in router.thresholds],
         "model_training_config": metadata.get("training_config"),
@@ -362,6 +362,15 @@ def _model_context(ours: LearnedRouter, split: str) -> dict[str, Any]:
             else f"the {split} split, which training fits or calibrates on"
         )
     return context
+
+
+def _display_path(path: str) -> str:
+    """``path`` relative to the working directory when inside it: a report names no machine."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
 
 
 def _catalog_beside(data: Sequence[str]) -> Path | None:
