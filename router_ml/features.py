@@ -20,6 +20,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -404,7 +405,8 @@ def _tools(request: ChatRequest, v: list[float]) -> None:
                 children: Iterable[Any] = node.values()
             else:
                 children = node
-            for child in children:
+            # The leaves count against the budget too: a 2-million-element enum stops at the cap.
+            for child in islice(children, max(budget, 0)):
                 kind = type(child)
                 if kind is str:
                     chars += len(child)

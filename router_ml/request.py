@@ -5,16 +5,22 @@ and every problem is raised as ``InvalidRequest`` naming the field (``messages[3
 so an operator can answer the client with a precise 400. Fields the router does not read
 (temperature, seed, ...) are left alone: the router decides, it does not proxy.
 
-Nothing here recurses on client-controlled depth, so a deeply nested body cannot blow the stack.
+Nothing here recurses on client-controlled depth, so a deeply nested body cannot blow the stack,
+and every count the client controls is capped (``MAX_*``), so no body costs more than a few
+milliseconds to check: a gateway serves other clients on the same cores. Values quoted in errors
+are cut (``errors.shown``). The API promise is that a body either validates or raises
+``InvalidRequest``; the property tests in ``tests/router_ml/test_hostile_requests.py`` hold the
+whole router to it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from router_ml.errors import InvalidRequest
+from router_ml.errors import InvalidRequest, shown
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 """Roles the OpenAI chat API accepts; ``developer`` is the newer name for ``system``."""
@@ -24,8 +30,24 @@ IMAGE_PART_TYPES = frozenset({"image_url", "input_image"})
 OTHER_PART_TYPES = frozenset({"input_audio", "file"})
 TOOL_CHOICES = ("none", "auto", "required")
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
-MAX_MESSAGES = 100_000
+MAX_MESSAGES = 10_000
 """More messages than any real context window holds; beyond it the body is rejected."""
+MAX_CONTENT_PARTS = 10_000
+"""Content parts of all messages together (images, text, files)."""
+MAX_TOOL_CALLS = 10_000
+"""Tool calls of all assistant messages together."""
+MAX_TOOLS = 1_000
+"""Tool definitions (the OpenAI API accepts 128)."""
+MAX_SCHEMA_NODES = 200_000
+"""JSON values in all tool definitions together; the feature walk reads the first 20,000."""
+MAX_SCHEMA_LIST = 10_000
+"""Longest list (e.g. an ``enum``) inside a tool definition."""
+MAX_METADATA_KEYS = 64
+"""``metadata`` entries (the OpenAI API accepts 16)."""
+MAX_METADATA_CHARS = 4_096
+"""Longest ``metadata`` key or value (the OpenAI API accepts 64 and 512)."""
+MAX_OUTPUT_TOKENS = 2**31 - 1
+"""Largest ``max_tokens`` / ``max_completion_tokens`` (the API's integer range)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,21 +76,33 @@ class ChatRequest:
     model: str | None = None
 
 
+def _refuse_constant(name: str) -> Any:
+    raise InvalidRequest("body", f"{name} is not valid JSON (numbers must be finite)")
+
+
 def load_json_body(body: str | bytes | bytearray) -> Any:
-    """Decode a JSON request body; malformed or absurdly nested JSON is an ``InvalidRequest``."""
+    """Decode a JSON request body; malformed or absurdly nested JSON is an ``InvalidRequest``.
+
+    Strict JSON: ``NaN`` and ``Infinity`` are refused, and so are integers beyond Python's
+    4,300-digit conversion limit.
+    """
     if isinstance(body, bytes | bytearray):
         try:
             body = body.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidRequest("body", f"not valid UTF-8 at byte {exc.start}") from exc
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(
             "body", f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
     except RecursionError as exc:
         raise InvalidRequest("body", "JSON nested too deeply") from exc
+    except InvalidRequest:
+        raise
+    except ValueError as exc:  # an integer literal over the 4,300-digit limit
+        raise InvalidRequest("body", f"unreadable number: {shown(str(exc))}") from exc
 
 
 def parse_request(request: ChatRequest | dict[str, Any] | str | bytes | bytearray) -> ChatRequest:
@@ -107,16 +141,27 @@ def _parse_messages(raw: Any) -> tuple[Message, ...]:
         raise InvalidRequest("messages", "empty; a chat request needs at least one message")
     if len(raw) > MAX_MESSAGES:
         raise InvalidRequest("messages", f"{len(raw)} messages exceed the limit of {MAX_MESSAGES}")
-    return tuple(_parse_message(item, f"messages[{i}]") for i, item in enumerate(raw))
+    budget = _Budget()
+    return tuple(_parse_message(item, f"messages[{i}]", budget) for i, item in enumerate(raw))
 
 
-def _parse_message(raw: Any, where: str) -> Message:
+class _Budget:
+    """What is left of the per-request caps on content parts and tool calls."""
+
+    __slots__ = ("parts", "tool_calls")
+
+    def __init__(self) -> None:
+        self.parts = MAX_CONTENT_PARTS
+        self.tool_calls = MAX_TOOL_CALLS
+
+
+def _parse_message(raw: Any, where: str, budget: _Budget) -> Message:
     if not isinstance(raw, dict):
         raise InvalidRequest(where, f"expected an object, got {_type_name(raw)}")
     role = raw.get("role")
-    if role not in ROLES:
-        shown = role if isinstance(role, str) else _type_name(role)
-        raise InvalidRequest(f"{where}.role", f"unknown role {shown!r}; expected one of {ROLES}")
+    if type(role) is not str or role not in ROLES:
+        what = shown(role) if isinstance(role, str) else _type_name(role)
+        raise InvalidRequest(f"{where}.role", f"unknown role {what}; expected one of {ROLES}")
 
     tool_calls = raw.get("tool_calls")
     function_call = raw.get("function_call")
@@ -126,16 +171,16 @@ def _parse_message(raw: Any, where: str) -> Message:
             raise InvalidRequest(
                 f"{where}.tool_calls", f"only assistant messages make tool calls, not {role}"
             )
-        n_tool_calls, tool_call_text = _parse_tool_calls(tool_calls, function_call, where)
+        n_tool_calls, tool_call_text = _parse_tool_calls(tool_calls, function_call, where, budget)
 
     content = raw.get("content")
-    text, n_images, n_other = _parse_content(
-        content, f"{where}.content", allow_none=n_tool_calls > 0
-    )
+    text, n_images, n_other = _parse_content(content, f"{where}.content", n_tool_calls > 0, budget)
     return Message(role, text, n_images, n_other, n_tool_calls, tool_call_text)
 
 
-def _parse_content(content: Any, where: str, allow_none: bool) -> tuple[str, int, int]:
+def _parse_content(
+    content: Any, where: str, allow_none: bool, budget: _Budget
+) -> tuple[str, int, int]:
     if isinstance(content, str):
         return content, 0, 0
     if content is None:
@@ -148,6 +193,9 @@ def _parse_content(content: Any, where: str, allow_none: bool) -> tuple[str, int
         raise InvalidRequest(
             where, f"expected a string or a list of parts, got {_type_name(content)}"
         )
+    budget.parts -= len(content)
+    if budget.parts < 0:
+        raise InvalidRequest(where, f"more than {MAX_CONTENT_PARTS} content parts in the request")
     texts: list[str] = []
     n_images = n_other = 0
     for i, part in enumerate(content):
@@ -155,6 +203,8 @@ def _parse_content(content: Any, where: str, allow_none: bool) -> tuple[str, int
         if not isinstance(part, dict):
             raise InvalidRequest(part_where, f"expected an object, got {_type_name(part)}")
         kind = part.get("type")
+        if type(kind) is not str:
+            raise InvalidRequest(f"{part_where}.type", f"expected a string, got {_type_name(kind)}")
         if kind in TEXT_PART_TYPES:
             key = "refusal" if kind == "refusal" else "text"
             value = part.get(key)
@@ -168,20 +218,26 @@ def _parse_content(content: Any, where: str, allow_none: bool) -> tuple[str, int
         elif kind in OTHER_PART_TYPES:
             n_other += 1
         else:
-            shown = kind if isinstance(kind, str) else _type_name(kind)
             known = sorted(TEXT_PART_TYPES | IMAGE_PART_TYPES | OTHER_PART_TYPES)
             raise InvalidRequest(
-                f"{part_where}.type", f"unknown part type {shown!r}; expected one of {known}"
+                f"{part_where}.type", f"unknown part type {shown(kind)}; expected one of {known}"
             )
     return "\n".join(texts), n_images, n_other
 
 
-def _parse_tool_calls(tool_calls: Any, function_call: Any, where: str) -> tuple[int, str]:
+def _parse_tool_calls(
+    tool_calls: Any, function_call: Any, where: str, budget: _Budget
+) -> tuple[int, str]:
     calls: list[tuple[str, Any]] = []
     if tool_calls is not None:
         if not isinstance(tool_calls, list):
             raise InvalidRequest(
                 f"{where}.tool_calls", f"expected a list, got {_type_name(tool_calls)}"
+            )
+        budget.tool_calls -= len(tool_calls)
+        if budget.tool_calls < 0:
+            raise InvalidRequest(
+                f"{where}.tool_calls", f"more than {MAX_TOOL_CALLS} tool calls in the request"
             )
         for i, call in enumerate(tool_calls):
             call_where = f"{where}.tool_calls[{i}]"
@@ -210,24 +266,56 @@ def _parse_tools(request: dict[str, Any]) -> tuple[dict[str, Any], ...]:
     """Return the function definitions of ``tools`` (and legacy ``functions``)."""
     functions: list[dict[str, Any]] = []
     tools = request.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise InvalidRequest("tools", f"expected a list, got {_type_name(tools)}")
-        for i, tool in enumerate(tools):
-            if not isinstance(tool, dict):
-                raise InvalidRequest(f"tools[{i}]", f"expected an object, got {_type_name(tool)}")
-            kind = tool.get("type", "function")
-            if kind != "function":
-                # Built-in tools (web_search, code_interpreter, ...) carry no schema to measure.
-                functions.append({"name": str(kind), "parameters": {}})
-                continue
-            functions.append(_check_function(tool.get("function"), f"tools[{i}].function"))
     legacy = request.get("functions")
-    if legacy is not None:
-        if not isinstance(legacy, list):
-            raise InvalidRequest("functions", f"expected a list, got {_type_name(legacy)}")
-        functions.extend(_check_function(fn, f"functions[{i}]") for i, fn in enumerate(legacy))
+    for key, value in (("tools", tools), ("functions", legacy)):
+        if value is not None and not isinstance(value, list):
+            raise InvalidRequest(key, f"expected a list, got {_type_name(value)}")
+    n_tools = len(tools or ()) + len(legacy or ())
+    if n_tools > MAX_TOOLS:
+        raise InvalidRequest("tools", f"{n_tools} tool definitions exceed the limit of {MAX_TOOLS}")
+    for i, tool in enumerate(tools or ()):
+        if not isinstance(tool, dict):
+            raise InvalidRequest(f"tools[{i}]", f"expected an object, got {_type_name(tool)}")
+        kind = tool.get("type", "function")
+        if type(kind) is not str or not kind or len(kind) > 256:
+            raise InvalidRequest(f"tools[{i}].type", f"expected a tool type, got {shown(kind)}")
+        if kind != "function":
+            # Built-in tools (web_search, code_interpreter, ...) carry no schema to measure.
+            functions.append({"name": kind, "parameters": {}})
+            continue
+        functions.append(_check_function(tool.get("function"), f"tools[{i}].function"))
+    functions.extend(_check_function(fn, f"functions[{i}]") for i, fn in enumerate(legacy or ()))
+    _check_schema_size(functions)
     return tuple(functions)
+
+
+def _check_schema_size(functions: list[dict[str, Any]]) -> None:
+    """Refuse tool definitions too large to measure in bounded time.
+
+    Counts containers' lengths without visiting scalars, so a normal schema costs a few
+    microseconds and a 2-million-element ``enum`` is refused after one ``len``.
+    """
+    budget = MAX_SCHEMA_NODES
+    pending: list[Any] = list(functions)
+    while pending:
+        node = pending.pop()
+        kind = type(node)
+        if kind is dict:
+            children: Any = node.values()
+        elif kind is list:
+            if len(node) > MAX_SCHEMA_LIST:
+                raise InvalidRequest(
+                    "tools", f"a list of {len(node)} values exceeds the limit of {MAX_SCHEMA_LIST}"
+                )
+            children = node
+        else:
+            continue
+        budget -= len(node)
+        if budget < 0:
+            raise InvalidRequest(
+                "tools", f"tool definitions exceed the limit of {MAX_SCHEMA_NODES} JSON values"
+            )
+        pending.extend(child for child in children if type(child) is dict or type(child) is list)
 
 
 def _check_function(function: Any, where: str) -> dict[str, Any]:
@@ -236,6 +324,8 @@ def _check_function(function: Any, where: str) -> dict[str, Any]:
     name = function.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidRequest(f"{where}.name", "expected a non-empty string")
+    if len(name) > 256:
+        raise InvalidRequest(f"{where}.name", f"{len(name)} characters exceed the limit of 256")
     parameters = function.get("parameters", {})
     if parameters is not None and not isinstance(parameters, dict):
         raise InvalidRequest(
@@ -255,7 +345,8 @@ def _parse_tool_choice(raw: Any) -> str | None:
     if isinstance(raw, str):
         if raw not in TOOL_CHOICES:
             raise InvalidRequest(
-                "tool_choice", f"unknown value {raw!r}; expected one of {TOOL_CHOICES} or an object"
+                "tool_choice",
+                f"unknown value {shown(raw)}; expected one of {TOOL_CHOICES} or an object",
             )
         return raw
     if isinstance(raw, dict):
@@ -264,16 +355,20 @@ def _parse_tool_choice(raw: Any) -> str | None:
 
 
 def _parse_max_tokens(request: dict[str, Any]) -> int | None:
+    """``max_completion_tokens`` (the newer name) or ``max_tokens``; both are checked if given."""
+    chosen = None
     for key in ("max_completion_tokens", "max_tokens"):
         value = request.get(key)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidRequest(key, f"expected an integer, got {_type_name(value)}")
-        if value < 0:
-            raise InvalidRequest(key, f"must not be negative, got {value}")
-        return value
-    return None
+        if not 0 <= value <= MAX_OUTPUT_TOKENS:
+            raise InvalidRequest(
+                key, f"expected an integer from 0 to {MAX_OUTPUT_TOKENS}, got {shown(value)}"
+            )
+        chosen = value if chosen is None else chosen
+    return chosen
 
 
 def _parse_response_format(raw: Any) -> str | None:
@@ -282,9 +377,10 @@ def _parse_response_format(raw: Any) -> str | None:
     if not isinstance(raw, dict):
         raise InvalidRequest("response_format", f"expected an object, got {_type_name(raw)}")
     kind = raw.get("type")
-    if kind not in RESPONSE_FORMATS:
+    if type(kind) is not str or kind not in RESPONSE_FORMATS:
         raise InvalidRequest(
-            "response_format.type", f"unknown value {kind!r}; expected one of {RESPONSE_FORMATS}"
+            "response_format.type",
+            f"unknown value {shown(kind)}; expected one of {RESPONSE_FORMATS}",
         )
     return kind
 
@@ -302,14 +398,35 @@ def _parse_metadata(raw: Any) -> dict[str, str]:
         return {}
     if not isinstance(raw, dict):
         raise InvalidRequest("metadata", f"expected an object, got {_type_name(raw)}")
+    if len(raw) > MAX_METADATA_KEYS:
+        raise InvalidRequest("metadata", f"{len(raw)} keys exceed the limit of {MAX_METADATA_KEYS}")
     metadata = {}
     for key, value in raw.items():
-        if isinstance(value, dict | list):
-            raise InvalidRequest(f"metadata.{key}", "expected a string, number or boolean")
-        metadata[str(key)] = (
-            "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-        )
+        if type(key) is not str or len(key) > MAX_METADATA_CHARS:
+            raise InvalidRequest(
+                "metadata", f"keys must be strings of at most {MAX_METADATA_CHARS} characters"
+            )
+        metadata[key] = _metadata_value(value, key)
     return metadata
+
+
+def _metadata_value(value: Any, key: str) -> str:
+    where = f"metadata.{key if len(key) <= 64 else key[:64] + '...'}"
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        if len(value) > MAX_METADATA_CHARS:
+            raise InvalidRequest(
+                where, f"{len(value)} characters exceed the limit of {MAX_METADATA_CHARS}"
+            )
+        return value
+    if isinstance(value, int) and abs(value) < 10**18:
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return str(value)
+    raise InvalidRequest(where, f"expected a string, boolean or finite number, got {shown(value)}")
 
 
 def _parse_optional_str(raw: Any, where: str) -> str | None:

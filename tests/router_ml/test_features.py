@@ -12,6 +12,7 @@ from router_ml.features import (
     N_FEATURES,
     FeatureExtractor,
 )
+from router_ml.request import MAX_MESSAGES, MAX_OUTPUT_TOKENS
 from router_ml.tokenizer import get_encoding
 
 
@@ -179,7 +180,7 @@ def test_vectors_are_float32_and_finite_even_for_huge_requests(extractor: Featur
     huge = "word " * 2_000_000  # 10 MB
     many = [
         {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"}
-        for i in range(10_001)
+        for i in range(MAX_MESSAGES)
     ]
     deep: dict = {"type": "object"}
     node = deep
@@ -194,7 +195,7 @@ def test_vectors_are_float32_and_finite_even_for_huge_requests(extractor: Featur
             "tools": [{"type": "function", "function": {"name": "f", "parameters": deep}}],
         },
         {"messages": [{"role": "user", "content": "\x00\ud800\U0010ffff" * 1000}]},
-        {"messages": [{"role": "user", "content": ""}], "max_tokens": 10**12},
+        {"messages": [{"role": "user", "content": ""}], "max_tokens": MAX_OUTPUT_TOKENS},
     ]
     matrix = extractor.extract_many(requests)
     assert matrix.dtype == np.float32 and matrix.shape == (len(requests), N_FEATURES)
@@ -203,7 +204,7 @@ def test_vectors_are_float32_and_finite_even_for_huge_requests(extractor: Featur
     big = named(matrix[0])
     # 10 MB of "word " is ~2M tokens: extrapolated from the exact prefix, within 1%.
     assert abs(big["tokens_last_user"] - 2_000_000) / 2_000_000 < 0.01
-    assert named(matrix[1])["n_messages"] == 10_001
+    assert named(matrix[1])["n_messages"] == MAX_MESSAGES
     assert named(matrix[4])["max_tokens"] == FLOAT32_EXACT_MAX
 
 

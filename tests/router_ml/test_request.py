@@ -74,7 +74,7 @@ def user(content: object) -> dict:
         ({**user("x"), "tool_choice": "always"}, "tool_choice", "unknown value"),
         ({**user("x"), "max_tokens": "100"}, "max_tokens", "integer"),
         ({**user("x"), "max_tokens": True}, "max_tokens", "integer"),
-        ({**user("x"), "max_completion_tokens": -1}, "max_completion_tokens", "negative"),
+        ({**user("x"), "max_completion_tokens": -1}, "max_completion_tokens", "from 0 to"),
         ({**user("x"), "response_format": {"type": "yaml"}}, "response_format.type", "unknown"),
         ({**user("x"), "stream": "yes"}, "stream", "true or false"),
         ({**user("x"), "metadata": ["a"]}, "metadata", "expected an object"),
