@@ -79,6 +79,16 @@ def test_too_many_bad_lines_refuse_the_data(tmp_path: Path) -> None:
     assert len(records) == 10 and [b[1] for b in report.bad] == [11, 12]
 
 
+def test_the_bad_line_limit_holds_per_file_not_only_pooled(tmp_path: Path) -> None:
+    public = _write(tmp_path / "public.jsonl", [_line(id=f"p{i}") for i in range(400)])
+    own = [_line(id=f"o{i}") for i in range(16)] + ["oops"] * 4  # 20% bad, 1% of the pool
+    own_path = _write(tmp_path / "own.jsonl", own)
+    with pytest.raises(ValueError, match=r"own\.jsonl: 20\.00% of 20 lines"):
+        read_traffic([public, own_path], max_bad_share=0.05)
+    records, report = read_traffic([public, own_path], max_bad_share=0.25)
+    assert len(records) == 416 and report.bad_share_of(str(own_path)) == 0.2
+
+
 def test_missing_paths_and_bad_share_are_errors(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         read_traffic([tmp_path / "nope.jsonl"])

@@ -102,3 +102,33 @@ def test_direct_tier_label_wins_and_deployed_models_can_be_named() -> None:
     assert reps.tier_scores(rec({"e1": 1, "p1": 1})) == {"premium": 1.0}
     with pytest.raises(ValueError, match="unknown tiers"):
         TierRepresentatives.from_deployed({"gold": "p1"})
+
+
+def own(tier_outcomes: dict[str, float], rid: str = "own") -> TrafficRecord:
+    request = {"messages": [{"role": "user", "content": "q"}]}
+    return TrafficRecord(rid, "gateway", "", request, {}, None, tier_outcomes)
+
+
+@pytest.mark.parametrize(
+    ("tier_outcomes", "label", "bound"),
+    [
+        ({"economy": 0.0}, None, 1),  # economy was not enough: needs standard or premium
+        ({"economy": 0.0, "standard": 1.0}, 1, None),  # escalated and passed: exact
+        ({"economy": 0.0, "standard": 0.0}, 2, None),  # needs more than standard: premium
+        ({"standard": 0.2}, 2, None),
+        ({"economy": 0.0, "premium": 0.0}, 0, None),  # the top tier failed too: reference rule
+        ({"economy": 1.0}, 0, None),
+        ({"standard": 1.0}, None, None),  # one tier passing says nothing about economy
+    ],
+)
+def test_own_traffic_failures_on_every_tier_tried_are_censored_labels(
+    tier_outcomes: dict[str, float], label: int | None, bound: int | None
+) -> None:
+    reps = TierRepresentatives.from_deployed({})
+    assert reps.label(own(tier_outcomes)) == label
+    assert reps.lower_bound(own(tier_outcomes)) == bound
+
+
+def test_public_records_keep_the_reference_rule_when_every_tier_fails() -> None:
+    reps = TierRepresentatives.fit([rec({"e1": 0.0})], CATALOG)
+    assert reps.label(rec({"e1": 0.0})) is None and reps.lower_bound(rec({"e1": 0.0})) is None

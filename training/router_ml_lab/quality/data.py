@@ -14,9 +14,9 @@ knows which tier served each attempt, so its model names need no catalog entry.
 
 Real exports contain broken lines. A bad record (malformed JSON, invalid request, score outside
 [0, 1], unknown model, unknown tier, duplicate id) is skipped and reported with its file and line
-number, so the user can fix the export; only when more than ``max_bad_share`` of the lines are bad
-does reading fail, because then the export itself is suspect and a model trained on the rest would
-be silently biased.
+number, so the user can fix the export; only when more than ``max_bad_share`` of the lines of
+any one file (or of all files) are bad does reading fail, because then the export itself is suspect
+and a model trained on the rest would be silently biased.
 """
 
 from __future__ import annotations
@@ -58,6 +58,12 @@ class ReadReport:
 
     n_read: int = 0
     bad: list[tuple[str, int, str]] = field(default_factory=list)
+    lines_per_file: dict[str, int] = field(default_factory=dict)
+
+    def bad_share_of(self, path: str) -> float:
+        """Share of bad lines in one input file."""
+        n = self.lines_per_file.get(path, 0)
+        return sum(1 for p, _, _ in self.bad if p == path) / n if n else 0.0
 
     @property
     def n_bad(self) -> int:
@@ -103,7 +109,8 @@ def read_traffic(
 
     ``known_models`` (e.g. the catalog's models) makes an outcome for any other model a bad
     record: a typo in a model name would otherwise silently drop that evidence. Raises
-    ``ValueError`` with the report when more than ``max_bad_share`` of the lines are bad.
+    ``ValueError`` with the report when more than ``max_bad_share`` of the lines are bad, in any
+    one file or overall.
     """
     if not 0.0 <= max_bad_share <= 1.0:
         raise ValueError(f"max_bad_share must be in [0, 1], got {max_bad_share}")
@@ -114,8 +121,10 @@ def read_traffic(
     known = frozenset(known_models) if known_models is not None else None
     show = sys.stderr.isatty() if progress is None else progress
     for path in _progress(files, show, "read traffic"):
+        report.lines_per_file.setdefault(str(path), 0)
         for line_no, line in _lines(path):
             report.n_read += 1
+            report.lines_per_file[str(path)] += 1
             try:
                 record = parse_record(line, known)
                 if record.id in seen:
@@ -125,10 +134,18 @@ def read_traffic(
                 continue
             seen.add(record.id)
             records.append(record)
-    if report.bad_share > max_bad_share:
+    # Per file as well as pooled: a user's small export that is 20% bad must not pass unnoticed
+    # because it sits next to a large clean public set.
+    suspect = [p for p in report.lines_per_file if report.bad_share_of(p) > max_bad_share]
+    if suspect or report.bad_share > max_bad_share:
+        where = "; ".join(
+            f"{p}: {report.bad_share_of(p):.2%} of {report.lines_per_file[p]} lines"
+            for p in suspect
+        )
         raise ValueError(
-            f"{report.bad_share:.2%} of the lines are bad (allowed {max_bad_share:.2%}):\n"
-            + report.summary()
+            f"{report.bad_share:.2%} of the lines are bad overall"
+            f"{' and too many in ' + where if where else ''} (allowed {max_bad_share:.2%} per "
+            "file and overall):\n" + report.summary()
         )
     return records, report
 

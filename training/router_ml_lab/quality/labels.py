@@ -11,6 +11,15 @@ imputed: the label is over the tiers the record has evidence for.
 
 Instead of representatives chosen from the data, a user can name the model deployed on each tier
 (:meth:`TierRepresentatives.from_deployed`), which then represents its tier on every source.
+
+Own gateway traffic (``tier_outcomes``, written by ``router-ml export-log``) is read differently in
+one case: when every tier it has evidence for failed (score below 0.5) and the top tier is not
+among them. The tiers of such a record are the ones the gateway *tried*, cheapest first (a failed
+answer gate or a reviewer's 0 on the economy answer); an untried tier is unknown, not "paying more
+gains nothing". Such a record says "needs more than the best tier tried": a censored label
+(:meth:`TierRepresentatives.lower_bound`), which training turns into a target over the tiers above
+(``router_ml_lab.train.censored``). Needing more than standard is exactly premium. Public sources
+ran a fixed set of models per prompt, where the reference rule's reading holds, and are unchanged.
 """
 
 from __future__ import annotations
@@ -173,8 +182,23 @@ class TierRepresentatives:
         if record.tier is not None:
             return TIERS.index(record.tier)
         scores = self.tier_scores(record)
+        if record.tier_outcomes:
+            bound = bound_from_failures(scores)
+            if bound is not None:
+                return bound if bound == len(TIERS) - 1 else None
         _, tolerance = self._for(record.source)
         return label_from_scores(scores, tolerance)
+
+    def lower_bound(self, record: TrafficRecord) -> int | None:
+        """The censored label of own traffic: the cheapest tier the record may need, or None.
+
+        Not None only when the record has no exact label and every tier the gateway tried
+        failed: the request needs at least the tier above the best one tried (module docstring).
+        """
+        if record.tier is not None or not record.tier_outcomes:
+            return None
+        bound = bound_from_failures(self.tier_scores(record))
+        return bound if bound is not None and bound < len(TIERS) - 1 else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -198,6 +222,13 @@ def label_from_scores(scores: Mapping[str, float], tolerance: float) -> int | No
         if tier in scores and scores[tier] >= best - tolerance - _EPS:
             return index
     raise AssertionError("unreachable: the best tier is within tolerance of itself")
+
+
+def bound_from_failures(scores: Mapping[str, float]) -> int | None:
+    """One above the best tier when every present tier failed and the top tier is absent."""
+    if not scores or TIERS[-1] in scores or max(scores.values()) >= ECONOMY_ONLY_PASS:
+        return None
+    return max(TIERS.index(tier) for tier in scores) + 1
 
 
 def label_records(

@@ -21,6 +21,7 @@ from router_ml.tiers import TIERS
 from router_ml_lab.quality import metrics as m
 from router_ml_lab.quality.data import TrafficRecord
 from router_ml_lab.quality.labels import TierRepresentatives
+from router_ml_lab.quality.uncertainty import bootstrap_intervals
 
 _TOKENS_TOTAL = FEATURE_NAMES.index("tokens_total")
 
@@ -97,24 +98,47 @@ def assess(
     evidence: Evidence,
     risks: np.ndarray,
     thresholds: Sequence[float],
+    bootstrap_resamples: int = 0,
 ) -> dict[str, Any]:
-    """Pooled and per-source metrics of calibrated ``risks`` routed with ``thresholds``."""
+    """Pooled and per-source metrics of calibrated ``risks`` routed with ``thresholds``.
+
+    With ``bootstrap_resamples`` each slice also gets ``ci95``: 95% percentile-bootstrap
+    intervals of its headline routing figures (:data:`INTERVAL_FIGURES`).
+    """
     chosen = choose_tiers(risks, thresholds)
-    result = {"pooled": _assess_group(evidence, risks, chosen)}
+    result = {"pooled": _assess_group(evidence, risks, chosen, bootstrap_resamples)}
     result["per_source"] = {
         source: _assess_group(
             evidence.subset(evidence.sources == source),
             risks[evidence.sources == source],
             chosen[evidence.sources == source],
+            bootstrap_resamples,
         )
         for source in sorted(set(evidence.sources.tolist()))
     }
     return result
 
 
-def _assess_group(evidence: Evidence, risks: np.ndarray, chosen: np.ndarray) -> dict[str, Any]:
+INTERVAL_FIGURES = ("under_routing", "cost_vs_premium", "quality_kept", "accuracy")
+"""The figures that get bootstrap intervals: what a reader decides on."""
+
+
+def _intervals(evidence: Evidence, chosen: np.ndarray, n_resamples: int) -> dict[str, list[float]]:
+    def figures(index: np.ndarray) -> dict[str, float]:
+        summary = routing_summary(evidence.subset(index), chosen[index])
+        return {name: summary[name] for name in INTERVAL_FIGURES}
+
+    intervals = bootstrap_intervals(figures, len(chosen), n_resamples)
+    return {name: list(bounds) for name, bounds in intervals.items()}
+
+
+def _assess_group(
+    evidence: Evidence, risks: np.ndarray, chosen: np.ndarray, bootstrap_resamples: int = 0
+) -> dict[str, Any]:
     labels = evidence.labels
     summary = routing_summary(evidence, chosen)
+    if bootstrap_resamples and len(chosen):
+        summary["ci95"] = _intervals(evidence, chosen, bootstrap_resamples)
     summary["majority_accuracy"] = m.majority_class_accuracy(labels)
     # The accuracy-optimal choice (most probable tier), next to the escalation-biased one.
     summary["argmax_accuracy"] = m.tier_accuracy(labels, risks_to_probabilities(risks).argmax(1))

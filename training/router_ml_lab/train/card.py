@@ -81,10 +81,12 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         + ", ".join(f"{t} {label_counts[t]} ({_pct(label_counts[t] / n_labeled)})" for t in TIERS)
         + f"); {metadata['labels']['unlabeled_records']} records with only one tier and no "
         "economy pass have no label and are not used.",
+        *_censored_text(metadata["labels"].get("censored")),
         f"- Split by a hash of the normalised question text, so the same question never sits on "
         f"two sides: train {sizes['train']}, validation {sizes['validation']} (calibration and "
         f"thresholds), test {sizes['test']} (every number below).",
         "",
+        *_warnings(metadata.get("data_warnings", [])),
         "## Label rule",
         "Each tier is represented by its three best models on the source; a tier's score is the "
         "mean outcome of its representatives present in the record; the label is the cheapest "
@@ -136,6 +138,7 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         f"{_num(pooled['ece']['needs_above_standard'], 3)}, tier probabilities "
         f"{_num(pooled['ece']['tier'], 3)} (target <= {ECE_TARGET}).",
         "",
+        *_uncertainty(test),
         "## Against the targets",
         *_targets(pooled),
         "",
@@ -180,6 +183,55 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _warnings(warnings: list[str]) -> list[str]:
+    if not warnings:
+        return []
+    return ["## Warnings", *(f"- {w}" for w in warnings), ""]
+
+
+def _censored_text(censored: Mapping[str, Any] | None) -> list[str]:
+    if not censored or not censored.get("records"):
+        return []
+    return [
+        f"- {censored['records']} records of own traffic say only that every tier tried failed "
+        '(censored labels: "needs more than the best tier tried"); the '
+        f"{censored['trained_on']} of them in the train split are trained on, spread over the "
+        "tiers above by their prior share (router_ml_lab/train/censored.py); none is in "
+        "calibration or the test figures, which need exact labels.",
+    ]
+
+
+def _interval(m: Mapping[str, Any], name: str) -> str:
+    bounds = m.get("ci95", {}).get(name)
+    if not bounds:
+        return _pct(m[name])
+    return f"{_pct(m[name])} [{_pct(bounds[0])}, {_pct(bounds[1])}]"
+
+
+def _uncertainty(test: Mapping[str, Any]) -> list[str]:
+    pooled = test["pooled"]
+    if "ci95" not in pooled:
+        return []
+    rows = [("**pooled**", pooled), *test["per_source"].items()]
+    return [
+        "## Uncertainty of the test figures (95% bootstrap intervals)",
+        "",
+        "Each figure with its 95% percentile-bootstrap interval over the slice's test records "
+        "(resampled with replacement, routing choices fixed): how far the figure could move on "
+        "another sample of the same traffic. Wide intervals mean a small slice.",
+        "",
+        "| slice | n | under-routing | cost vs premium | quality kept | accuracy |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {name} | {m['n']} | {_interval(m, 'under_routing')} | "
+            f"{_interval(m, 'cost_vs_premium')} | {_interval(m, 'quality_kept')} | "
+            f"{_interval(m, 'accuracy')} |"
+            for name, m in rows
+        ),
+        "",
+    ]
 
 
 def _denoise_text(denoise: Mapping[str, Any]) -> str:

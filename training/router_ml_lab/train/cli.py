@@ -108,6 +108,8 @@ def run_train(args: argparse.Namespace) -> int:
     if result.report.n_bad:
         print(result.report.summary(), file=sys.stderr)
     metadata = result.metadata
+    for warning in metadata["data_warnings"]:
+        print(f"router-ml train: warning: {warning}", file=sys.stderr)
     pooled = metadata["metrics"]["test"][metadata["default_operating_point"]]["pooled"]
     headline = {
         "out": str(result.out_dir),
@@ -126,6 +128,7 @@ def run_train(args: argparse.Namespace) -> int:
                 "apgr",
             )
         },
+        "test_pooled_ci95": pooled.get("ci95", {}),
         "test_ece_needs_above_economy": pooled["ece"]["needs_above_economy"],
     }
     print(json.dumps(headline, indent=1))

@@ -28,16 +28,19 @@ from router_ml.tiers import TIERS
 from router_ml_lab.quality.data import ReadReport, TrafficRecord, read_traffic, traffic_files
 from router_ml_lab.quality.labels import Catalog, TierRepresentatives
 from router_ml_lab.quality.splits import SPLIT_NAMES, TEST, TRAIN, VALIDATION, assign_splits
+from router_ml_lab.quality.uncertainty import DEFAULT_RESAMPLES as BOOTSTRAP_RESAMPLES
 from router_ml_lab.train.assess import assess, gather_evidence, routing_summary
 from router_ml_lab.train.calibrate import (
     fit_risk_calibrator,
     operating_point_name,
     select_operating_points,
 )
+from router_ml_lab.train.censored import with_censored_rows
 from router_ml_lab.train.config import load_config
 from router_ml_lab.train.difficulty import denoised_targets
 from router_ml_lab.train.export import check_parity, onnx_probabilities, save_onnx, to_onnx
 from router_ml_lab.train.fit import fit_classifier, sample_weights
+from router_ml_lab.train.sample_size import small_data_warnings
 
 FORMAT_VERSION = 1
 _STAGES = ("read", "label", "features", "fit", "calibrate", "export", "test", "write")
@@ -87,6 +90,12 @@ def train(
         records, catalog, config["labels"]["per_tier"], config["labels"]["tolerance"]
     )
     all_labels = [representatives.label(r) for r in records]
+    # "Needs more than tier k" (own traffic whose every tried tier failed): trains, never scores.
+    censored = [
+        (record, bound)
+        for record, label in zip(records, all_labels, strict=True)
+        if label is None and (bound := representatives.lower_bound(record)) is not None
+    ]
     labeled = [i for i, label in enumerate(all_labels) if label is not None]
     records = [records[i] for i in labeled]
     labels = np.array([all_labels[i] for i in labeled], dtype=np.int64)
@@ -119,14 +128,28 @@ def train(
         seed,
     )
     train_index = train_rows[rows]
+    fractions = tuple(config["split"]["fractions"])
+    censored_splits = assign_splits([r.request for r, _ in censored], fractions, seed)
+    censored_train = [
+        c for c, split in zip(censored, censored_splits, strict=True) if split == TRAIN
+    ]
+    censored_features = extract_features([r for r, _ in censored_train], False)
+    fit_features, targets, base, fit_sources = with_censored_rows(
+        (features[train_index], targets, base, sources[train_index]),
+        censored_features,
+        np.array([bound for _, bound in censored_train], dtype=np.int64),
+        np.array([r.source for r, _ in censored_train]),
+        labels[train_rows],
+        sources[train_rows],
+    )
     weights = sample_weights(
         targets,
-        sources[train_index],
+        fit_sources,
         config["model"]["class_weight"],
         config["model"]["balance_sources"],
         base,
     )
-    model = fit_classifier(features[train_index], targets, weights, config["model"], seed)
+    model = fit_classifier(fit_features, targets, weights, config["model"], seed)
 
     stages.next("calibrate")
     validation = splits == VALIDATION
@@ -164,7 +187,10 @@ def train(
     default_name = operating_point_name(ops["default"])
     test_metrics = {
         op["name"]: assess(
-            evidence.subset(test), test_risks, tuple(op["thresholds"][t] for t in TIERS[:-1])
+            evidence.subset(test),
+            test_risks,
+            tuple(op["thresholds"][t] for t in TIERS[:-1]),
+            bootstrap_resamples=BOOTSTRAP_RESAMPLES if op["name"] == default_name else 0,
         )
         for op in operating_points
     }
@@ -186,15 +212,26 @@ def train(
         # What the model has seen: a runtime can flag (and escalate) requests outside it.
         "feature_ranges": {
             "names": list(FEATURE_SCHEMA.names),
-            "min": features[train_rows].min(axis=0).tolist(),
-            "max": features[train_rows].max(axis=0).tolist(),
+            "min": fit_features.min(axis=0).tolist(),
+            "max": fit_features.max(axis=0).tolist(),
         },
+        "data_warnings": small_data_warnings(splits, sources, len(censored)),
         "data_fingerprint": _fingerprint(data, catalog_path, report, len(records), sample, seed),
         "labels": {
             "rule": "reference (shared data README): cheapest tier within tolerance of the best",
             "representatives": representatives.to_dict(),
             "counts": {t: int(np.sum(labels == k)) for k, t in enumerate(TIERS)},
-            "unlabeled_records": len(all_labels) - len(records),
+            "unlabeled_records": len(all_labels) - len(records) - len(censored),
+            "censored": {
+                "rule": "own traffic whose every tried tier failed: needs more than the best "
+                "tier tried; trained on the prior split over the tiers above (train.censored)",
+                "records": len(censored),
+                "trained_on": len(censored_train),
+                "counts": {
+                    f"above_{TIERS[b - 1]}": sum(1 for _, bound in censored if bound == b)
+                    for b in range(1, len(TIERS) - 1)
+                },
+            },
         },
         "library_versions": library_versions(),
         "training_config": {**config, "seed": seed, "sample": sample},
