@@ -36,6 +36,9 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+REPLAY_ENDPOINT = "shadow.replay"
+"""The ``endpoint`` of a shadow replay's line (``replay_of`` names the request it replayed)."""
+
 
 class DecisionLog:
     """Thread-safe JSONL writer; ``path=None`` disables writing (lines are still counted).

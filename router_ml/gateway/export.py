@@ -16,6 +16,11 @@ Evidence comes from two places:
   - ``{"id": ..., "outcomes": {"model-a": 1.0, "model-b": 0.0}}``: scores of several models;
   - ``{"id": ..., "score": 0.0}``: the score of the model that served the request.
 
+- **shadow replays** (``shadow.replay_fraction``): a replay line (``endpoint: "shadow.replay"``,
+  ``replay_of``: the served request's id) is the same request answered one tier down; its gate
+  verdict, and an outcome keyed by the replay's id (a judge scoring the pair), are evidence about
+  that tier in the served request's record. Replays are never exported as records of their own.
+
 Served model names (``gpt-4o-mini``, ``o1``) are usually not in the public catalog, so evidence
 about a model the gateway serves is written per *tier* (``tier_outcomes: {"economy": 0.0}``): the
 log line records which tier each attempt went to, and ``--config`` adds the tier → model map of
@@ -39,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from router_ml.gateway.decision_log import log_files
+from router_ml.gateway.decision_log import REPLAY_ENDPOINT, log_files
 from router_ml.safe_yaml import load_yaml_file
 from router_ml.tiers import TIERS
 
@@ -232,18 +237,28 @@ def export_traffic(
     for entry in entries:
         for attempt in _attempts(entry):
             model_tiers.setdefault(attempt["model"], attempt["tier"])
+    replays: dict[str, list[dict[str, Any]]] = {}
+    for entry in entries:
+        if entry.get("endpoint") == REPLAY_ENDPOINT and isinstance(entry.get("replay_of"), str):
+            replays.setdefault(entry["replay_of"], []).append(entry)
     used: set[str] = set()
     out = Path(out_path)
     partial = out.with_name(out.name + ".partial")
     with open(partial, "w", encoding="utf-8") as sink:
         for entry in entries:
-            record, reason = _join(entry, outcomes, used, source, model_tiers, use_gates, report)
+            if entry.get("endpoint") == REPLAY_ENDPOINT:
+                continue  # joined into the line of the request it replayed
+            lines = [entry, *replays.pop(entry["id"], [])]
+            record, reason = _join(lines, outcomes, used, source, model_tiers, use_gates, report)
             if record is None:
                 report.skipped[reason] += 1
                 continue
             sink.write(json.dumps(record, ensure_ascii=False) + "\n")
             report.written += 1
     partial.replace(out)
+    orphans = sum(len(lines) for lines in replays.values())
+    if orphans:
+        report.skipped["shadow replay of a request not in the log"] += orphans
     report.unused_outcomes = len(set(outcomes) - used)
     return report
 
@@ -293,7 +308,7 @@ def gate_scores(entry: Mapping[str, Any]) -> dict[str, float]:
 
 
 def _join(
-    entry: dict[str, Any],
+    lines: list[dict[str, Any]],
     outcomes: Mapping[str, dict[str, Any]],
     used: set[str],
     source: str,
@@ -301,9 +316,18 @@ def _join(
     use_gates: bool,
     report: ExportReport,
 ) -> tuple[dict[str, Any] | None, str]:
-    outcome = outcomes.get(entry["id"])
-    gates = gate_scores(entry) if use_gates else {}
-    if outcome is None and not gates:
+    """One record from a request's log line and its shadow replays (same request, lower tier).
+
+    The served line's own evidence wins over a replay's for the same tier; an outcome keyed by
+    a replay's id (a judge scoring the replayed answer) scores the replay's tier.
+    """
+    entry = lines[0]
+    judged_lines = [(line, outcomes[line["id"]]) for line in lines if line["id"] in outcomes]
+    gates: dict[str, float] = {}
+    if use_gates:
+        for line in reversed(lines):
+            gates.update(gate_scores(line))
+    if not judged_lines and not gates:
         return None, "no outcome and no gate verdict for the request"
     if entry["id"] in used:
         return None, "duplicate request id in the log"
@@ -313,23 +337,29 @@ def _join(
     record: dict[str, Any] = {
         "id": entry["id"],
         "source": source,
-        "category": (outcome or {}).get("category", ""),
+        "category": next((o.get("category", "") for _, o in judged_lines), ""),
         "request": request,
     }
     tier_outcomes = dict(gates)
-    if outcome is not None:
-        judged, reason = _judged(entry, outcome, model_tiers, report)
+    by_model: dict[str, float] = {}
+    for line, outcome in reversed(judged_lines):  # the served line's outcome applied last
+        judged, reason = _judged(line, outcome, model_tiers, report)
         if reason:
             return None, reason
         tier_outcomes.update(judged.pop("tier_outcomes", {}))
+        by_model.update(judged.pop("outcomes", {}))
         record.update(judged)
+    if by_model:
+        record["outcomes"] = by_model
     if tier_outcomes:
         record["tier_outcomes"] = {t: tier_outcomes[t] for t in TIERS if t in tier_outcomes}
-    kinds = [k for k, present in (("outcomes file", outcome), ("gates", gates)) if present]
+    kinds = [k for k, present in (("outcomes file", judged_lines), ("gates", gates)) if present]
+    if len(lines) > 1:
+        kinds.append("shadow replays")
     report.evidence[" and ".join(kinds)] += 1
     for tier, score in gates.items():
         report.gate_verdicts[f"{tier} {'passed' if score else 'failed'}"] += 1
-    used.add(entry["id"])
+    used.update(line["id"] for line in lines)
     return record, ""
 
 

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from router_ml.gateway.config import TierTarget
+from router_ml.gateway.decision_log import REPLAY_ENDPOINT
 from router_ml.gateway.escalation import EscalationPlan, UpstreamCall, call_with_escalation
 from router_ml.gateway.record import RequestRecord
 from router_ml.gateway.upstream import usage_from_body
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("router_ml.gateway")
 
-REPLAY_ENDPOINT = "shadow.replay"
 MAX_REPLAY_BODY = 4 * 1024 * 1024
 """Bytes of a replayed answer read at most (it is judged, never relayed)."""
 

@@ -181,6 +181,33 @@ def test_gate_verdicts_are_labels_without_an_outcomes_file(tmp_path: Path) -> No
     assert report.written == 1 and report.evidence == {"outcomes file": 1}
 
 
+def test_a_shadow_replay_one_tier_down_joins_its_request(tmp_path: Path) -> None:
+    log = DecisionLog(tmp_path / "d.jsonl")
+    log.write(gated_line("served", [("standard", True)]))
+    replay = gated_line("replay-1", [("economy", False)])
+    replay.update(endpoint="shadow.replay", replay_of="served")
+    del replay["request"]  # replay lines carry no prompt; the served line has it
+    log.write(replay)
+    judged = gated_line("replay-2", [("economy", None)])
+    judged.update(endpoint="shadow.replay", replay_of="served-2")
+    del judged["request"]
+    log.write(gated_line("served-2", [("standard", None)]))
+    log.write(judged)
+    orphan = dict(judged, id="replay-3", replay_of="gone")
+    log.write(orphan)
+    log.close()
+    # A judge compared the second pair: the replayed economy answer scored 1.
+    outcomes = write_jsonl(tmp_path / "o.jsonl", [{"id": "replay-2", "score": 1.0}])
+    report = export_traffic(tmp_path / "d.jsonl", outcomes, tmp_path / "t.jsonl")
+    records, _ = read_traffic([tmp_path / "t.jsonl"], known_models=())
+    assert {r.id: r.tier_outcomes for r in records} == {
+        "served": {"economy": 0.0, "standard": 1.0},
+        "served-2": {"economy": 1.0},
+    }
+    assert report.unused_outcomes == 0
+    assert report.skipped == {"shadow replay of a request not in the log": 1}
+
+
 def test_models_of_unknown_tier_are_kept_and_warned_about(tmp_path: Path) -> None:
     log = DecisionLog(tmp_path / "d.jsonl")
     log.write(gated_line("r1", [("economy", None)]))
