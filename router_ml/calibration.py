@@ -66,6 +66,7 @@ class RiskCalibrator:
         probabilities = np.asarray(probabilities, dtype=np.float64)
         # P(needs more than tier k) = sum of the probabilities of the tiers above k.
         raw = np.cumsum(probabilities[:, :0:-1], axis=1)[:, ::-1]
+        raw[np.isnan(raw)] = 1.0  # like risk_row: a row the model answered NaN escalates
         if self.knots:
             raw = np.column_stack(
                 [np.interp(raw[:, k], x, y) for k, (x, y) in enumerate(self.knots)]
@@ -82,9 +83,10 @@ class RiskCalibrator:
         raw.reverse()
         risks, ceiling = [], 1.0
         for k, value in enumerate(raw):
-            if self._knot_lists:
-                value = _interp(value, *self._knot_lists[k])
-            ceiling = min(ceiling, max(0.0, value))
+            if value == value:  # a NaN (a model gone wrong on this row) keeps the risk: escalate
+                if self._knot_lists:
+                    value = _interp(value, *self._knot_lists[k])
+                ceiling = min(ceiling, max(0.0, value))
             risks.append(ceiling)
         return risks
 

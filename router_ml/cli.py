@@ -217,7 +217,11 @@ def _route_batch(
     except OSError as exc:
         print(f"router-ml: cannot read {path}: {exc}", file=sys.stderr)
         return 2
-    sink: IO[str] = open(out, "w", encoding="utf-8") if out else sys.stdout  # noqa: SIM115
+    try:
+        sink = _open_out(out) if out else sys.stdout
+    except OSError as exc:
+        print(f"router-ml: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     n_bad = 0
     rows: list[tuple[str, dict[str, Any]]] = []
     feature_rows: list[Any] = []
@@ -240,10 +244,15 @@ def _route_batch(
                         )
                 except InvalidRequest as exc:
                     n_bad += 1
-                    print(f"router-ml: {path}:{line_no}: {exc}", file=sys.stderr)
+                    print(f"router-ml: {path}:{line_no}: {_printable(exc)}", file=sys.stderr)
                     result = {"id": record_id, "line": line_no, "error": str(exc)}
+                except Exception as exc:  # a bug must cost one line, not the batch
+                    n_bad += 1
+                    problem = f"internal error {type(exc).__name__}: {str(exc)[:200]}"
+                    print(f"router-ml: {path}:{line_no}: {_printable(problem)}", file=sys.stderr)
+                    result = {"id": record_id, "line": line_no, "error": problem}
                 if not table:
-                    sink.write(json.dumps(result, ensure_ascii=False) + "\n")
+                    sink.write(_json_line(result))
                 progress.update()
         if table:
             print_table(rows, sink)
@@ -254,6 +263,27 @@ def _route_batch(
             sink.close()
     print(f"router-ml: routed {total - n_bad} of {total} lines; {n_bad} bad", file=sys.stderr)
     return 1 if n_bad else 0
+
+
+def _open_out(out: str) -> IO[str]:
+    """The batch output file, its folder created if missing."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.open("w", encoding="utf-8")
+
+
+def _json_line(result: dict[str, Any]) -> str:
+    """One JSONL line; a lone surrogate from the input is written escaped, not as a crash."""
+    text = json.dumps(result, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(result)
+    return text + "\n"
+
+
+def _printable(message: object) -> str:
+    return str(message).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _register_calibrate(subparsers: Any) -> None:

@@ -3,8 +3,10 @@
 A model directory holds ``model.onnx`` and ``metadata.json``. The metadata carries the feature
 schema the model was trained on; loading refuses a model whose schema differs from the one this
 runtime computes (:class:`SchemaMismatch`), because feeding it shifted columns would route
-silently wrong. onnxruntime runs with one intra-op thread: on a 2-core box a second thread loses
-more to contention than it gains on a ~30 µs tree ensemble.
+silently wrong. Every other field, the sha256 of ``model.onnx`` and a probe prediction are checked
+at load too (``model_checks``), so a broken directory fails there, not per request. onnxruntime
+runs with one intra-op thread: on a 2-core box a second thread loses more to contention than it
+gains on a ~30 µs tree ensemble.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import numpy as np
 import onnxruntime as ort
 
 from router_ml.calibration import RiskCalibrator
-from router_ml.errors import ModelLoadError, SchemaMismatch
+from router_ml.errors import ModelLoadError, SchemaMismatch, shown
 from router_ml.features import FEATURE_SCHEMA, N_FEATURES
+from router_ml.model_checks import check_metadata, check_model_bytes, check_probe, probe_rows
 from router_ml.tiers import TIERS
 
-FORMAT_VERSION = 1
+MAX_METADATA_BYTES = 64 << 20
 MODEL_ENV_VAR = "ROUTER_ML_MODEL"
 INPUT_NAME = "features"
 OUTPUT_NAME = "probabilities"
@@ -111,6 +114,11 @@ class TierModel:
         metadata = _read_metadata(directory)
         _check_schema(metadata, directory)
         onnx_path = directory / "model.onnx"
+        try:
+            onnx_bytes = onnx_path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"{onnx_path}: not a loadable ONNX model: {exc}") from exc
+        check_model_bytes(onnx_bytes, metadata, onnx_path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -118,7 +126,7 @@ class TierModel:
         options.log_severity_level = 3
         try:
             session = ort.InferenceSession(
-                str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+                onnx_bytes, sess_options=options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ModelLoadError(f"{onnx_path}: not a loadable ONNX model: {exc}") from exc
@@ -126,8 +134,16 @@ class TierModel:
         try:
             model = cls(session, metadata, source=str(directory))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ModelLoadError(f"{directory / 'metadata.json'}: invalid field: {exc!r}") from exc
-        model.predict_proba(np.zeros((1, N_FEATURES), dtype=np.float32))  # warm up
+            raise ModelLoadError(
+                f"{directory / 'metadata.json'}: invalid field: {shown(exc)}"
+            ) from exc
+        # The probe also warms the session up, so the first client does not pay for it.
+        probe = probe_rows(metadata)
+        try:
+            output = model.predict_proba(probe)
+        except Exception as exc:  # onnxruntime's untyped errors: a graph that cannot run
+            raise ModelLoadError(f"{onnx_path}: probe prediction failed: {shown(exc)}") from exc
+        check_probe(output, len(probe), onnx_path)
         return model
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
@@ -186,27 +202,22 @@ def write_metadata(directory: str | os.PathLike[str], metadata: Mapping[str, Any
 def _read_metadata(directory: Path) -> dict[str, Any]:
     path = directory / "metadata.json"
     try:
+        if path.stat().st_size > MAX_METADATA_BYTES:
+            raise ModelLoadError(f"{path}: larger than {MAX_METADATA_BYTES} bytes")
         metadata = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ModelLoadError(
             f"{path}: missing; is {directory} a router-ml model directory?"
         ) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path}: unreadable: {exc}") from exc
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # ValueError covers malformed JSON and integers over Python's 4,300-digit limit.
+        raise ModelLoadError(f"{path}: unreadable: {str(exc)[:300]}") from exc
     if not isinstance(metadata, dict):
         raise ModelLoadError(f"{path}: expected a JSON object")
     missing = [key for key in _REQUIRED_KEYS if key not in metadata]
     if missing:
         raise ModelLoadError(f"{path}: missing keys {missing}")
-    if metadata["format_version"] != FORMAT_VERSION:
-        raise ModelLoadError(
-            f"{path}: format_version {metadata['format_version']!r}; "
-            f"this runtime reads {FORMAT_VERSION}"
-        )
-    if list(metadata["tiers"]) != list(TIERS):
-        raise ModelLoadError(
-            f"{path}: tiers {metadata['tiers']!r}; this runtime routes {list(TIERS)}"
-        )
+    check_metadata(metadata, path)
     return metadata
 
 

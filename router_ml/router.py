@@ -296,11 +296,26 @@ class Router:
 
     def _explain(self, risks: list[float], tier_index: int, thresholds: Sequence[float]) -> str:
         shown = [
-            f"P(needs > {TIERS[k]})={risks[k]:.2f} {'<' if k == tier_index else '>='} "
-            f"{thresholds[k]:.2f}"
+            f"P(needs > {TIERS[k]})={_comparison(risks[k], k == tier_index, thresholds[k])}"
             for k in range(min(tier_index + 1, len(risks)))
         ]
         return f"{'; '.join(shown)} → {TIERS[tier_index]}"
+
+
+def _comparison(risk: float, below: bool, threshold: float) -> str:
+    """``risk < threshold`` (or ``>=``) with just enough decimals that it holds as printed.
+
+    Two decimals read best, but 0.1496 and 0.1502 both print as 0.15, and "0.15 < 0.15" reads
+    as a bug; so decimals are added until the printed numbers compare like the real ones.
+    """
+    for decimals in range(2, 17):
+        shown_risk, shown_threshold = f"{risk:.{decimals}f}", f"{threshold:.{decimals}f}"
+        a, b = float(shown_risk), float(shown_threshold)
+        if (a < b) if below else (a >= b):
+            break
+    else:
+        shown_risk, shown_threshold = repr(risk), repr(threshold)
+    return f"{shown_risk} {'<' if below else '>='} {shown_threshold}"
 
 
 def _with_latency(decision: Decision, latency_us: float) -> Decision:

@@ -175,3 +175,54 @@ def test_an_offline_command_without_its_extra_is_absent_with_the_extra_to_instal
     code, _, err = run(["train", "--out", "x"], capsys)
     assert code == 2
     assert "router-ml train: needs the train extra" in err and "router_ml_no_such_module" in err
+
+
+def test_batch_never_stops_on_a_crash_trigger_and_creates_the_out_folder(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    good = {"messages": [{"role": "user", "content": "hello"}]}
+    lines = [
+        json.dumps(good),
+        '{"messages": [{"role": "user", "content": [{"type": ["text"], "text": "x"}]}]}',
+        json.dumps({**good, "max_tokens": 10**400}),
+        '{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1e400}',
+        '{"messages": [{"role": "user", "content": "x"}], "seed": ' + "9" * 5000 + "}",
+        '{"id": "\\ud800", "request": {"messages": [{"role": "user", "content": "\\udfff"}]}}',
+        "[" * 50_000,
+        json.dumps({"id": "last", "request": good}),
+    ]
+    batch = tmp_path / "in.jsonl"
+    batch.write_text("\n".join(lines) + "\n")
+    out_path = tmp_path / "not" / "yet" / "there.jsonl"
+    code, _, err = run(
+        ["route", "--batch", str(batch), "--out", str(out_path), "--model", str(tiny_model_dir)],
+        capsys,
+    )
+    assert code == 1 and "Traceback" not in err
+    results = [json.loads(line) for line in out_path.read_text().splitlines()]
+    assert len(results) == len(lines)
+    assert [("error" in r) for r in results] == [False, True, True, True, True, False, True, False]
+    assert results[5]["id"] == "\ud800" and results[-1]["id"] == "last"
+    assert "routed 3 of 8 lines; 5 bad" in err
+
+
+def test_batch_out_that_cannot_be_written_is_a_clear_error(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    batch = tmp_path / "in.jsonl"
+    batch.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    code, _, err = run(
+        [
+            "route",
+            "--batch",
+            str(batch),
+            "--out",
+            str(blocker / "out.jsonl"),
+            "--model",
+            str(tiny_model_dir),
+        ],
+        capsys,
+    )
+    assert code == 2 and "cannot write" in err and "Traceback" not in err

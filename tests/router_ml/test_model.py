@@ -66,9 +66,9 @@ def test_same_names_other_hash_is_refused(tiny_model_dir: Path, tmp_path: Path) 
         (lambda d: (d / "metadata.json").write_text("[]"), "JSON object"),
         (lambda d: edit_metadata(d, format_version=99), "format_version"),
         (lambda d: edit_metadata(d, tiers=["cheap", "dear"]), "tiers"),
-        (lambda d: edit_metadata(d, default_operating_point="nope"), "default operating point"),
-        (lambda d: edit_metadata(d, calibration={"method": "magic"}), "invalid field"),
-        (lambda d: (d / "model.onnx").write_bytes(b"not an onnx file"), "not a loadable ONNX"),
+        (lambda d: edit_metadata(d, default_operating_point="nope"), "default_operating_point"),
+        (lambda d: edit_metadata(d, calibration={"method": "magic"}), "calibration.method"),
+        (lambda d: (d / "model.onnx").write_bytes(b"not an onnx file"), "sha256"),
         (lambda d: (d / "model.onnx").unlink(), "not a loadable ONNX"),
     ],
 )

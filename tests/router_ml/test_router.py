@@ -227,3 +227,36 @@ def test_route_or_safe_serves_the_safe_tier_when_the_router_is_broken(
     assert "model exploded" in decision.reason
     with pytest.raises(InvalidRequest):
         Router.load(tiny_model_dir).route_or_safe({"messages": []})
+
+
+@pytest.mark.parametrize(
+    ("risk", "threshold", "below"),
+    [
+        (0.1496, 0.14961511906887506, True),
+        (0.1502, 0.1496, False),
+        (0.07055, 0.07055801, True),
+        (0.5, 0.5, False),
+        (1e-7, 2e-7, True),
+        (0.3, 0.1, False),
+    ],
+)
+def test_reason_prints_enough_digits_for_the_comparison_to_hold(
+    risk: float, threshold: float, below: bool
+) -> None:
+    """Issue 11.16: never 'P(needs > economy)=0.15 < 0.15'."""
+    from router_ml.router import _comparison
+
+    text = _comparison(risk, below, threshold)
+    left, op, right = text.split()
+    assert op == ("<" if below else ">=")
+    assert (float(left) < float(right)) if below else (float(left) >= float(right))
+    assert len(left.split(".")[1]) >= 2
+
+
+def test_reason_comparisons_hold_as_printed_on_real_decisions(router: Router) -> None:
+    import re
+
+    for content in ("hi", "Prove Fermat's little theorem.", "Write a haiku" * 50, "2+2?"):
+        reason = router.route({"messages": [{"role": "user", "content": content}]}).reason
+        for left, op, right in re.findall(r"=([\d.e-]+) (<|>=) ([\d.e-]+)", reason):
+            assert (float(left) < float(right)) if op == "<" else (float(left) >= float(right))

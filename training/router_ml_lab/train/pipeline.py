@@ -24,6 +24,7 @@ import numpy as np
 
 from router_ml.calibration import choose_tiers
 from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
+from router_ml.model_checks import FORMAT_VERSION, HASH_KEY, sha256_hex
 from router_ml.tiers import TIERS
 from router_ml_lab.quality.data import ReadReport, TrafficRecord, read_traffic, traffic_files
 from router_ml_lab.quality.labels import Catalog, TierRepresentatives
@@ -42,7 +43,6 @@ from router_ml_lab.train.export import check_parity, onnx_probabilities, save_on
 from router_ml_lab.train.fit import fit_classifier, sample_weights
 from router_ml_lab.train.sample_size import small_data_warnings
 
-FORMAT_VERSION = 1
 _STAGES = ("read", "label", "features", "fit", "calibrate", "export", "test", "write")
 
 
@@ -313,14 +313,17 @@ def library_versions() -> dict[str, str]:
 def write_model_dir(
     out_dir: str | os.PathLike[str], graph: Any, model: Any, metadata: dict[str, Any]
 ) -> Path:
-    """Write model.onnx, metadata.json, estimator.joblib and MODEL_CARD.md into ``out_dir``."""
+    """Write model.onnx, metadata.json (with the sha256 of model.onnx), estimator.joblib and
+    MODEL_CARD.md into ``out_dir``."""
     import joblib
 
     from router_ml_lab.train.card import render_model_card
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_onnx(graph, out / "model.onnx")
+    onnx_path = save_onnx(graph, out / "model.onnx")
+    # The runtime refuses a model.onnx whose sha256 differs (a bit flip, a truncated copy).
+    metadata[HASH_KEY] = sha256_hex(onnx_path.read_bytes())
     (out / "metadata.json").write_text(
         json.dumps(_jsonable(metadata), indent=1, sort_keys=False) + "\n", encoding="utf-8"
     )
