@@ -19,6 +19,14 @@ from typing import Any
 import yaml
 
 from router_ml.errors import PolicyError
+from router_ml.gateway.gates import (
+    GATE_NAMES,
+    STREAM_MODES,
+    STRUCTURAL_GATES,
+    AnswerGates,
+    JudgeSpec,
+    build_gates,
+)
 from router_ml.policy import Policy
 from router_ml.pricing import CatalogError, PriceCatalog
 from router_ml.tiers import TIERS, next_tier
@@ -113,6 +121,31 @@ class ShadowConfig:
 
 
 @dataclass(frozen=True)
+class Overrides:
+    """Per-request pins of a tier or operating point (A/B tests, tenants), and where from.
+
+    Headers ``x-router-tier`` / ``x-router-operating-point``, or the request's ``metadata``
+    fields ``router_tier`` / ``router_operating_point``; each source can be turned off.
+    """
+
+    header: bool = True
+    metadata: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        return self.header or self.metadata
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The request-hash cache behind the policy's ``retry`` key: the same request from the same
+    client within ``repeat_window_s`` counts as a retry (0 turns the cache off)."""
+
+    repeat_window_s: float = 120.0
+    cache_size: int = 10_000
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     """A validated gateway configuration (see ``examples/gateway.yaml``)."""
 
@@ -132,6 +165,9 @@ class GatewayConfig:
     pricing: PriceCatalog = field(default_factory=PriceCatalog.load_default, repr=False)
     """Model and tier prices for the cost of every request (``pricing.catalog``)."""
     shadow: ShadowConfig = ShadowConfig()
+    gates: AnswerGates = field(default_factory=AnswerGates)
+    overrides: Overrides = Overrides()
+    recovery: Recovery = Recovery()
 
     @property
     def safe_tier(self) -> str:
@@ -185,6 +221,9 @@ class GatewayConfig:
                 "decision_log",
                 "pricing",
                 "shadow",
+                "gates",
+                "overrides",
+                "recovery",
             },
         )
         server = _mapping(root.get("server", {}), "server")
@@ -221,7 +260,17 @@ class GatewayConfig:
             isinstance(operating_point, bool) or not isinstance(operating_point, str | int | float)
         ):
             raise GatewayConfigError("router.operating_point: expected a name or a number")
+        gates = _gates(root.get("gates", {}), upstreams, tiers)
+        if not gates.names and _uses_cascade(policy):
+            raise GatewayConfigError(
+                "router.policy: a rule or the default asks for a cascade, which steps up when an "
+                "answer fails a gate, but no gate is enabled; enable gates (e.g. json, tools, "
+                "truncation, empty)"
+            )
         return cls(
+            gates=gates,
+            overrides=_overrides(root.get("overrides", {})),
+            recovery=_recovery(root.get("recovery", {})),
             tiers=tiers,
             upstreams=upstreams,
             policy=policy,
@@ -497,4 +546,122 @@ def _shadow(raw: Any) -> ShadowConfig:
             1,
         ),
         seed=seed,
+    )
+
+
+def _uses_cascade(policy: Policy) -> bool:
+    return bool(policy.default_cascade) or any(rule.cascade for rule in policy.rules)
+
+
+def _gate_switch(raw: Any, where: str, allowed: set[str]) -> tuple[bool, Mapping[str, Any]]:
+    """A gate entry is ``true``/``false`` or a mapping with ``enabled`` (default true)."""
+    if isinstance(raw, bool):
+        return raw, {}
+    spec = _mapping(raw, where)
+    _known(spec, where, {"enabled", "stream", *allowed})
+    return _bool(spec.get("enabled", True), f"{where}.enabled"), spec
+
+
+def _stream_mode(spec: Mapping[str, Any], where: str) -> str | None:
+    mode = spec.get("stream")
+    if mode is not None and mode not in STREAM_MODES:
+        raise GatewayConfigError(f"{where}.stream: expected one of {list(STREAM_MODES)}")
+    return mode
+
+
+def _gates(
+    raw: Any, upstreams: Mapping[str, Upstream], tiers: Mapping[str, TierTarget]
+) -> AnswerGates:
+    """The answer gates; every gate is off unless the section turns it on."""
+    spec = _mapping(raw, "gates")
+    _known(spec, "gates", {*GATE_NAMES, "stream_buffer_bytes"})
+    enabled: list[str] = []
+    modes: dict[str, str] = {}
+    patterns: list[str] = []
+    user_target = None
+    for name in (*STRUCTURAL_GATES, "refusal", "user"):
+        if name not in spec:
+            continue
+        where = f"gates.{name}"
+        extra = {"refusal": {"patterns"}, "user": {"callable"}}.get(name, set())
+        on, options = _gate_switch(spec[name], where, extra)
+        if not on:
+            continue
+        enabled.append(name)
+        mode = _stream_mode(options, where)
+        if mode is not None:
+            modes[name] = mode
+        if name == "refusal":
+            patterns = options.get("patterns", [])
+            if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+                raise GatewayConfigError(f"{where}.patterns: expected a list of regexes")
+        if name == "user":
+            user_target = _str(options.get("callable"), f"{where}.callable")
+    judge, judge_stream = _judge(spec.get("judge", False), upstreams, tiers)
+    try:
+        return build_gates(
+            enabled,
+            patterns,
+            user_target,
+            modes,
+            judge,
+            judge_stream,
+            _int(spec.get("stream_buffer_bytes", 4 * 1024 * 1024), "gates.stream_buffer_bytes", 1),
+        )
+    except ValueError as exc:
+        raise GatewayConfigError(f"gates: {exc}") from exc
+
+
+def _judge(
+    raw: Any, upstreams: Mapping[str, Upstream], tiers: Mapping[str, TierTarget]
+) -> tuple[JudgeSpec | None, str]:
+    where = "gates.judge"
+    on, spec = _gate_switch(raw, where, {"model", "upstream", "threshold", "prompt", "timeout_s"})
+    if not on:
+        return None, "off"
+    model = _str(spec.get("model"), f"{where}.model")
+    default_upstream = next(iter(tiers.values())).upstream
+    upstream = _str(spec.get("upstream", default_upstream), f"{where}.upstream")
+    if upstream not in upstreams:
+        raise GatewayConfigError(f"{where}.upstream: unknown upstream {upstream!r}")
+    threshold = spec.get("threshold", 7)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise GatewayConfigError(f"{where}.threshold: expected a number from 0 to 10")
+    judge = JudgeSpec(model, upstream, float(threshold))
+    if "prompt" in spec:
+        prompt = _str(spec["prompt"], f"{where}.prompt")
+        if "{answer}" not in prompt:
+            raise GatewayConfigError(f"{where}.prompt: must contain {{answer}} (and {{request}})")
+        judge = JudgeSpec(model, upstream, float(threshold), prompt)
+    if "timeout_s" in spec:
+        judge = JudgeSpec(
+            judge.model,
+            judge.upstream,
+            judge.threshold,
+            judge.prompt,
+            _seconds(spec["timeout_s"], f"{where}.timeout_s"),
+        )
+    return judge, _stream_mode(spec, where) or "off"
+
+
+def _overrides(raw: Any) -> Overrides:
+    if isinstance(raw, bool):
+        return Overrides(raw, raw)
+    spec = _mapping(raw, "overrides")
+    _known(spec, "overrides", {"enabled", "header", "metadata"})
+    enabled = _bool(spec.get("enabled", True), "overrides.enabled")
+    return Overrides(
+        enabled and _bool(spec.get("header", True), "overrides.header"),
+        enabled and _bool(spec.get("metadata", True), "overrides.metadata"),
+    )
+
+
+def _recovery(raw: Any) -> Recovery:
+    spec = _mapping(raw, "recovery")
+    _known(spec, "recovery", {"repeat_window_s", "cache_size"})
+    window = spec.get("repeat_window_s", Recovery.repeat_window_s)
+    if isinstance(window, bool) or not isinstance(window, int | float) or window < 0:
+        raise GatewayConfigError("recovery.repeat_window_s: expected seconds >= 0 (0: off)")
+    return Recovery(
+        float(window), _int(spec.get("cache_size", Recovery.cache_size), "recovery.cache_size", 1)
     )

@@ -155,3 +155,62 @@ def test_example_config_is_valid() -> None:
     config = GatewayConfig.load(example, environ={"OPENAI_API_KEY": "sk-test"})
     assert config.port == 8080 and "auto" in config.aliases
     assert config.upstreams["openai"].base_url == "https://api.openai.com/v1"
+
+
+def test_gates_are_off_unless_configured_and_the_example_turns_structural_ones_on() -> None:
+    assert load().gates.names == ()
+    config = load(
+        {
+            "gates": {
+                "json": True,
+                "tools": {"stream": "off"},
+                "truncation": {"enabled": False},
+                "refusal": {"patterns": ["^I'm sorry"], "stream": "buffer"},
+                "judge": {"model": "judge-m", "threshold": 6},
+            }
+        }
+    )
+    assert config.gates.names == ("json", "tools", "refusal", "judge")
+    modes = {gate.name: gate.stream for gate in config.gates.gates}
+    assert modes == {"json": "buffer", "tools": "off", "refusal": "buffer"}
+    assert config.gates.judge is not None and config.gates.judge.upstream == "main"
+    example = GatewayConfig.load(
+        Path(__file__).resolve().parents[3] / "examples" / "gateway.yaml",
+        environ={"OPENAI_API_KEY": "x"},
+    )
+    assert set(example.gates.names) >= {"json", "tools", "truncation", "empty"}
+    assert example.gates.judge is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"gates": {"jsn": True}}, "gates: unknown keys"),
+        ({"gates": {"json": {"stream": "later"}}}, "gates.json.stream"),
+        ({"gates": {"refusal": {"patterns": ["("]}}}, "refusal pattern"),
+        ({"gates": {"user": True}}, "gates.user.callable"),
+        ({"gates": {"user": {"callable": "no_such_module:f"}}}, "cannot import"),
+        ({"gates": {"judge": {"threshold": 5}}}, "gates.judge.model"),
+        ({"gates": {"judge": {"model": "j", "upstream": "other"}}}, "unknown upstream"),
+        ({"gates": {"judge": {"model": "j", "prompt": "rate it"}}}, "{answer}"),
+        ({"overrides": {"header": "yes"}}, "overrides.header"),
+        ({"recovery": {"repeat_window_s": -1}}, "recovery.repeat_window_s"),
+        (
+            {"router": {"policy": {"rules": [], "default": {"tier": "cascade"}}}},
+            "no gate is enabled",
+        ),
+    ],
+)
+def test_bad_gate_override_and_recovery_settings_fail_at_load(
+    changes: dict[str, Any], fragment: str
+) -> None:
+    with pytest.raises(GatewayConfigError, match=fragment.replace("{", r"\{").replace("}", r"\}")):
+        load(changes)
+
+
+def test_overrides_can_be_turned_off_per_source() -> None:
+    assert load().overrides.header and load().overrides.metadata
+    off = load({"overrides": {"enabled": False}}).overrides
+    assert not off.enabled
+    header_only = load({"overrides": {"metadata": False}}).overrides
+    assert header_only.header and not header_only.metadata
