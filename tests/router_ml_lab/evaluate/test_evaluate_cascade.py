@@ -45,6 +45,16 @@ def test_missed_bad_answers_are_served_and_counted_as_under_routing() -> None:
     assert short["under_routing"] == pytest.approx(1 / 3)
 
 
+def test_a_tier_the_record_has_no_model_for_is_not_called_twice() -> None:
+    # No standard model: the standard step is served by premium, which is then not called again.
+    scores = np.array([[0.0, np.nan, 1.0]])
+    costs = np.array([[1.0, 3.0, 15.0]])
+    result = cascade_outcome(np.array([2]), costs, scores, ["economy", "standard", "premium"])
+    assert result["cost_relative"] == pytest.approx(16 / 15)
+    assert result["calls_per_request"] == pytest.approx(2.0)
+    assert result["under_routing"] == 0.0
+
+
 def test_bad_arguments_are_refused_and_the_report_renders() -> None:
     with pytest.raises(ValueError):
         cascade_outcome(LABELS, COSTS, SCORES, ["premium", "economy"])

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from router_ml.evaluation.metrics import fill_missing_tier_scores, serving_tiers
 from router_ml.tiers import TIERS, tier_rank
 
 CASCADES: tuple[tuple[str, ...], ...] = (("economy", "premium"), ("economy", "standard", "premium"))
@@ -27,8 +28,8 @@ GATE_RECALLS = (1.0, 0.75, 0.5)
 
 def cascade_outcome(
     labels: np.ndarray,
-    serving_costs: np.ndarray,
-    filled_scores: np.ndarray,
+    costs: np.ndarray,
+    scores: np.ndarray,
     cascade: Sequence[str],
     gate_recall: float = 1.0,
 ) -> dict[str, Any]:
@@ -38,8 +39,12 @@ def cascade_outcome(
     ----------
     labels : (n,) int
         Reference tier index per record (the cheapest tier that is good enough).
-    serving_costs, filled_scores : (n, n_tiers)
-        Cost and realised outcome of each tier on each record (``EvalSet`` properties).
+    costs : (n, n_tiers)
+        Cost of each tier on each record.
+    scores : (n, n_tiers)
+        Realised outcome per tier, NaN where the record has no model of that tier: such a tier
+        is served by its serving tier (``metrics.serving_tiers``), and a cascade step that would
+        call the same serving tier as the step before makes no second call.
     cascade : tiers, cheapest first
     gate_recall : float in [0, 1]
         Probability that the gate rejects an answer from a tier below the label.
@@ -50,27 +55,30 @@ def cascade_outcome(
     if len(ranks) < 2 or ranks != sorted(set(ranks)):
         raise ValueError("a cascade lists two or more distinct tiers, cheapest first")
     labels = np.asarray(labels, dtype=np.int64)
+    costs = np.asarray(costs, dtype=np.float64)
+    serving = serving_tiers(scores)
+    filled = fill_missing_tier_scores(scores)
     n = len(labels)
-    rows = np.arange(n)
-    reach = np.ones(n)  # probability the cascade gets to the current step
     cost = np.zeros(n)
     quality = np.zeros(n)
     under = np.zeros(n)
     calls = np.zeros(n)
     served = np.zeros((n, len(TIERS)))
-    for step, rank in enumerate(ranks):
-        cost += reach * serving_costs[rows, rank]
-        calls += reach
-        last = step == len(ranks) - 1
-        bad = labels > rank
-        escalate = np.where(bad, 0.0 if last else gate_recall, 0.0)
-        stays = reach * (1.0 - escalate)
-        quality += stays * filled_scores[rows, rank]
-        under += stays * bad
-        served[:, rank] += stays
-        reach = reach * escalate
-    premium_cost = float(serving_costs[:, -1].sum())
-    premium_quality = float(filled_scores[:, -1].mean())
+    for i in range(n):
+        steps = list(dict.fromkeys(int(serving[i, rank]) for rank in ranks))
+        reach = 1.0
+        for k, tier in enumerate(steps):
+            cost[i] += reach * costs[i, tier]
+            calls[i] += reach
+            bad = labels[i] > tier
+            escalate = gate_recall if bad and k < len(steps) - 1 else 0.0
+            stays = reach * (1.0 - escalate)
+            quality[i] += stays * filled[i, tier]
+            under[i] += stays * bad
+            served[i, tier] += stays
+            reach *= escalate
+    premium_cost = float(costs[np.arange(n), serving[:, -1]].sum())
+    premium_quality = float(filled[:, -1].mean())
     return {
         "cascade": list(cascade),
         "gate_recall": gate_recall,
@@ -87,14 +95,14 @@ def cascade_outcome(
 
 def cascade_report(
     labels: np.ndarray,
-    serving_costs: np.ndarray,
-    filled_scores: np.ndarray,
+    costs: np.ndarray,
+    scores: np.ndarray,
     cascades: Sequence[Sequence[str]] = CASCADES,
     recalls: Sequence[float] = GATE_RECALLS,
 ) -> list[dict[str, Any]]:
     """:func:`cascade_outcome` for every cascade and gate recall (rows of the report table)."""
     return [
-        cascade_outcome(labels, serving_costs, filled_scores, cascade, recall)
+        cascade_outcome(labels, costs, scores, cascade, recall)
         for cascade in cascades
         for recall in recalls
     ]
