@@ -54,8 +54,12 @@ def test_eval_writes_report_json_markdown_and_plots(tmp_path, tiny_model, fixtur
     )
     assert by_name["router-ml"]["cost_quality"]["aiq"] is not None
     assert report["context"]["in_sample"] is False
+    cascade = {(tuple(r["cascade"]), r["gate_recall"]): r for r in report["cascade"]}
+    perfect = cascade[(("economy", "premium"), 1.0)]
+    assert perfect["under_routing"] == 0.0 and 1.0 <= perfect["calls_per_request"] <= 2.0
     markdown = (out / "report.md").read_text()
     assert "Held-out evaluation" in markdown and "| router-ml |" in markdown
+    assert "## Cascade" in markdown
     for png in (
         "cost_quality.png",
         "confusion.png",

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.evaluation.metrics import fill_missing_tier_scores, serving_tiers
 from router_ml.tiers import TIERS, tier_rank
+from router_ml_lab.quality.metrics import fill_missing_tier_scores, serving_tiers
 
 CASCADES: tuple[tuple[str, ...], ...] = (("economy", "premium"), ("economy", "standard", "premium"))
 GATE_RECALLS = (1.0, 0.75, 0.5)

@@ -18,6 +18,7 @@ import numpy as np
 from router_ml.progress import Progress
 from router_ml.tiers import TIERS
 from router_ml_lab.evaluate.baselines import TierRouter
+from router_ml_lab.evaluate.cascade import cascade_report
 from router_ml_lab.quality import metrics as m
 from router_ml_lab.quality.evidence import EvalSet, noise_reference
 
@@ -166,6 +167,7 @@ def evaluate(
         "label_shares": _label_shares(eval_set, sources),
         "noise_reference": noise_reference(eval_set),
         "routers": routers,
+        "cascade": cascade_report(eval_set.labels, eval_set.costs, eval_set.scores),
         "skipped": dict(skipped or {}),
     }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from router_ml.tiers import TIERS
+from router_ml_lab.evaluate.cascade import cascade_markdown
 
 HEADLINE_WORKLOAD_PREFERENCE = ("tau_airline", "arena_hard")
 
@@ -144,6 +145,7 @@ def render_markdown(
     out += _noise_section(report)
     out += _per_source_section(report)
     out += _routellm_section(report)
+    out += cascade_markdown(report.get("cascade") or [])
     if bench is not None:
         out += _bench_section(bench)
     out += _routers_section(report)
