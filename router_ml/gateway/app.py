@@ -50,6 +50,7 @@ from router_ml.gateway.escalation import AnswerCheck
 from router_ml.gateway.intake import Intake
 from router_ml.gateway.prom import GatewayMetrics
 from router_ml.gateway.record import DecisionRecorder, RequestRecord
+from router_ml.gateway.repeats import RepeatCache
 from router_ml.gateway.shadow import Shadow
 from router_ml.gateway.spend import RollingMix, SpendMeter
 from router_ml.gateway.upstream import UpstreamPool
@@ -177,7 +178,14 @@ class Gateway:
         self.shadow = Shadow(self)
         self.intake = Intake(config.client_tokens, config.limits.max_body_bytes)
         self.check_answer: AnswerCheck | None = None
-        """The answer gate run on every routed answer before it is sent (None: accept all)."""
+        """An extra answer check run on every routed answer after the configured gates
+        (``config.gates``) passed it (None: only the configured gates)."""
+        self.repeats = (
+            RepeatCache(config.recovery.repeat_window_s, config.recovery.cache_size)
+            if config.recovery.repeat_window_s > 0
+            else None
+        )
+        """The request-hash cache behind the policy's ``retry`` key (None: off)."""
         self._transport = transport
         self._pool: UpstreamPool | None = None
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router_ml.gateway.config import Escalation, TierTarget
+from router_ml.gateway.gates import GateVerdict
 from router_ml.gateway.redact import redact
 from router_ml.gateway.upstream import UpstreamFailure, UpstreamPool, UpstreamReply
 
@@ -53,18 +54,6 @@ def status_failure(status: int) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class GateVerdict:
-    """An answer gate's judgement of one upstream answer."""
-
-    name: str
-    passed: bool
-    detail: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
-
-
 @dataclass
 class Attempt:
     """One upstream call: where it went and how it ended (``failure`` None = answer accepted)."""
@@ -77,9 +66,11 @@ class Attempt:
     detail: str = ""
     latency_ms: float = 0.0
     gate: GateVerdict | None = None
+    gate_ms: float | None = None
+    """Time the answer gates took on this attempt (None: no gate ran)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "tier": self.tier,
             "model": self.model,
             "upstream": self.upstream,
@@ -89,6 +80,9 @@ class Attempt:
             "detail": self.detail,
             "latency_ms": round(self.latency_ms, 3),
         }
+        if self.gate_ms is not None:
+            data["gate_ms"] = round(self.gate_ms, 3)
+        return data
 
 
 @dataclass

@@ -54,7 +54,7 @@ GateCheck = Callable[[Request, Answer], "str | None"]
 
 
 @dataclass(frozen=True, slots=True)
-class GateResult:
+class GateVerdict:
     """The verdict of the gates on one answer: which gate decided and why."""
 
     name: str
@@ -281,7 +281,7 @@ def judge_request(spec: JudgeSpec, request: Request, answer: Answer) -> dict[str
     }
 
 
-def judge_verdict(spec: JudgeSpec, judge_answer: Answer) -> GateResult:
+def judge_verdict(spec: JudgeSpec, judge_answer: Answer) -> GateVerdict:
     """Read the judge's score; an unreadable reply is a ``GateError`` (the answer passes)."""
     texts = [_text_of(message.get("content")) for _, message in _messages(judge_answer)]
     match = _SCORE_RE.search(texts[0]) if texts else None
@@ -289,7 +289,7 @@ def judge_verdict(spec: JudgeSpec, judge_answer: Answer) -> GateResult:
         raise GateError(f"judge reply has no score: {(texts or [''])[0][:80]!r}")
     score = float(match.group())
     passed = score >= spec.threshold
-    return GateResult("judge", passed, f"judge score {score:g} (pass at {spec.threshold:g})")
+    return GateVerdict("judge", passed, f"judge score {score:g} (pass at {spec.threshold:g})")
 
 
 # -- running the gates -----------------------------------------------------------------------
@@ -331,7 +331,7 @@ class AnswerGates:
                 return True
         return self.judge is not None and self.judge_stream == "buffer"
 
-    def check(self, request: Request, answer: Answer, stream: bool = False) -> GateResult:
+    def check(self, request: Request, answer: Answer, stream: bool = False) -> GateVerdict:
         """Run every applicable gate on a parsed answer; the first failure is the verdict."""
         ran = []
         for gate in self.gates:
@@ -341,17 +341,17 @@ class AnswerGates:
                 problem = gate.check(request, answer)
             except GateError as exc:
                 ran.append(gate.name)
-                return GateResult(gate.name, True, _short(str(exc)))
+                return GateVerdict(gate.name, True, _short(str(exc)))
             ran.append(gate.name)
             if problem is not None:
-                return GateResult(gate.name, False, _short(problem))
-        return GateResult(",".join(ran), True, "")
+                return GateVerdict(gate.name, False, _short(problem))
+        return GateVerdict(",".join(ran), True, "")
 
-    def check_body(self, request: Request, body: bytes, stream: bool = False) -> GateResult:
+    def check_body(self, request: Request, body: bytes, stream: bool = False) -> GateVerdict:
         """Gate a raw upstream body: a chat.completion JSON, or an SSE stream when ``stream``."""
         answer = assemble_stream(body) if stream else parse_answer(body)
         if answer is None:
-            return GateResult("parse", False, "the upstream answer is not a chat completion")
+            return GateVerdict("parse", False, "the upstream answer is not a chat completion")
         return self.check(request, answer, stream)
 
 

@@ -26,18 +26,22 @@ from starlette.responses import JSONResponse, Response
 from router_ml.errors import InvalidRequest
 from router_ml.features import FEATURE_SCHEMA
 from router_ml.gateway.answers import Rejected, error_body, invalid
-from router_ml.gateway.config import TierTarget
+from router_ml.gateway.config import Escalation, TierTarget
 from router_ml.gateway.escalation import (
+    GATE_FAILURE,
     Attempt,
     EscalationPlan,
+    Outcome,
     UpstreamCall,
     call_with_escalation,
 )
+from router_ml.gateway.gating import RequestGate
+from router_ml.gateway.overrides import NO_OVERRIDE, Override, read_override, strip_router_fields
 from router_ml.gateway.prom import CONTENT_TYPE
 from router_ml.gateway.record import RequestRecord, logger
 from router_ml.gateway.relay import StreamRelay
 from router_ml.gateway.shadow import answer_message
-from router_ml.gateway.upstream import usage_from_body
+from router_ml.gateway.upstream import SseUsageScanner, usage_from_body
 from router_ml.request import ChatRequest, parse_request
 from router_ml.router import FALLBACK_SOURCE, Decision
 
@@ -46,6 +50,10 @@ if TYPE_CHECKING:
 
 FAILURE_STATUS = {"timeout": 504, "connection": 502}
 FAILURE_CODE = {"timeout": "upstream_timeout", "connection": "upstream_unreachable"}
+
+
+OVERRIDE_SOURCE = "override"
+"""``Decision.source`` of a request whose tier the client pinned (header or metadata)."""
 
 
 def decision_headers(
@@ -60,6 +68,15 @@ def decision_headers(
     }
 
 
+def gate_header(outcome: Outcome) -> str:
+    """``x-router-gate``: the verdict on the answer served (``passed``, ``failed:<gate>``), or
+    ``off`` when no gate judged it."""
+    gate = outcome.attempts[-1].gate if outcome.attempts else None
+    if gate is None:
+        return "off"
+    return "passed" if gate.passed else f"failed:{gate.name}"
+
+
 class Decider:
     """Parse, route (with the router's safe-tier fallback) and note features in the record."""
 
@@ -72,10 +89,54 @@ class Decider:
         except InvalidRequest as exc:
             raise invalid(exc) from exc
 
-    def decide(self, parsed: ChatRequest, record: RequestRecord) -> Decision:
-        metrics = self.gateway.metrics
+    def override(self, request: Request, payload: Mapping[str, Any]) -> Override:
+        """The tier or operating point the client pins for this request (validated)."""
+        allowed = self.gateway.config.overrides
+        if not allowed.enabled:
+            return NO_OVERRIDE
         try:
-            decision = self.gateway.router.route_or_safe(parsed)
+            override = read_override(request.headers, payload, allowed.header, allowed.metadata)
+            if override.operating_point is not None:
+                self.gateway.router.thresholds_for(override.operating_point)
+        except InvalidRequest as exc:
+            raise invalid(exc) from exc
+        except ValueError as exc:  # an operating point the model does not have
+            where = "x-router-operating-point" if "header" in override.source else "metadata"
+            raise invalid(InvalidRequest(where, str(exc)[:300])) from exc
+        return override
+
+    def repeated(self, request: Request, payload: Mapping[str, Any]) -> bool:
+        """Whether this client sent this conversation moments ago (the policy's ``retry``)."""
+        cache = self.gateway.repeats
+        if cache is None:
+            return False
+        return cache.seen(cache.digest(payload, request.headers.get("authorization", "")))
+
+    def decide(
+        self,
+        parsed: ChatRequest,
+        record: RequestRecord,
+        override: Override = NO_OVERRIDE,
+        repeated: bool = False,
+    ) -> Decision:
+        metrics = self.gateway.metrics
+        if override:
+            record.data["override"] = override.to_dict()
+        if repeated:
+            record.data["repeated"] = True
+        if override.tier is not None:
+            target = self.gateway.config.tiers[override.tier]
+            decision = Decision(
+                override.tier,
+                target.model,
+                OVERRIDE_SOURCE,
+                reason=f"tier {override.tier} pinned by the client ({override.source})",
+            )
+            metrics.decisions.inc(decision.tier, decision.source)
+            record.data["decision"] = decision.to_dict()
+            return decision
+        try:
+            decision = self.gateway.router.route_or_safe(parsed, override.operating_point, repeated)
         except InvalidRequest as exc:
             metrics.errors.inc("routing_refused")
             raise invalid(exc) from exc
@@ -140,31 +201,51 @@ class ChatCompletions:
             )
         stream = payload.get("stream") is True
         record.data.update(requested_model=model, stream=stream)
+        deadline = time.monotonic() + config.limits.total_timeout_s
+        check = None
         if model in config.aliases:
             parsed = self.decider.parse(payload)
-            decision = self.decider.decide(parsed, record)
+            decision = self.decider.decide(
+                parsed,
+                record,
+                self.decider.override(request, payload),
+                self.decider.repeated(request, payload),
+            )
             self.decider.note_request(record, payload, parsed, decision)
             first, source = self.serving_target(decision, record), decision.source
-            call = UpstreamCall(payload, raw, stream, {"x-router-request-id": record.id})
-            escalation = config.escalation
+            forward = strip_router_fields(payload)
+            call = UpstreamCall(forward, raw, stream, {"x-router-request-id": record.id})
+            escalation = self._escalation(decision)
+            gate = RequestGate(
+                config.gates,
+                payload,
+                stream,
+                gateway.pool,
+                gateway.metrics,
+                deadline,
+                gateway.check_answer,
+            )
+            check = gate if gate.active else None
         else:
             first, source = self._passthrough_target(model), "passthrough"
             call = UpstreamCall(None, raw, stream, {"x-router-request-id": record.id})
             escalation = None
             self._observe_passthrough(record, payload)
 
-        deadline = time.monotonic() + config.limits.total_timeout_s
         plan = EscalationPlan(
             first, config.tiers, escalation, deadline, config.limits.first_byte_timeout_s
         )
-        outcome = await call_with_escalation(
-            gateway.pool, plan, call, self._count_attempt, gateway.check_answer
-        )
+        outcome = await call_with_escalation(gateway.pool, plan, call, self._count_attempt, check)
         record.note_upstream(outcome)
         headers = decision_headers(
             record, outcome.target.tier, outcome.target.model, source, outcome.escalated
         )
+        if model in config.aliases and (config.gates.names or gateway.check_answer):
+            headers["x-router-gate"] = gate_header(outcome)
         reply = outcome.reply
+        if reply is not None and outcome.failure in FAILURE_STATUS:
+            await reply.aclose()  # a buffered stream broke before the client saw any of it
+            reply = None
         if reply is None:
             failure = outcome.failure or "connection"
             gateway.metrics.errors.inc(f"upstream_{failure}")
@@ -188,15 +269,25 @@ class ChatCompletions:
         if not reply.complete:
             return StreamRelay(record, outcome, raw_headers, deadline, gateway.metrics)
         await reply.aclose()
-        record.data["usage"] = usage_from_body(reply.body)
+        record.data["usage"] = _usage(reply.body, reply.content_type)
         if replayed and config.decision_log.include_prompts:
             record.data["answer"] = answer_message(reply.body)
         if reply.status >= 400:
             gateway.metrics.errors.inc(f"upstream_{outcome.failure}")
-        record.settle(reply.status, "ok" if reply.status < 400 else "upstream_error")
+            result = "upstream_error"
+        else:
+            result = "gate_failed" if outcome.failure == GATE_FAILURE else "ok"
+        record.settle(reply.status, result)
         response = Response(reply.body, status_code=reply.status)
         response.raw_headers.extend(raw_headers)
         return response
+
+    def _escalation(self, decision: Decision) -> Escalation:
+        """The configured chain, or a cascade decision's own list with a budget to walk it."""
+        configured = self.gateway.config.escalation
+        if not decision.cascade:
+            return configured
+        return Escalation(decision.cascade, len(decision.cascade) - 1, configured.retry_on)
 
     def serving_target(self, decision: Decision, record: RequestRecord) -> TierTarget:
         """Where a routed request is sent: the decided tier's target, or in shadow ``observe``
@@ -262,7 +353,12 @@ class RouteDecision:
         intake.authorize(request)
         payload = intake.json_object(await intake.read_body(request))
         parsed = self.decider.parse(payload)
-        decision = self.decider.decide(parsed, record)
+        decision = self.decider.decide(
+            parsed,
+            record,
+            self.decider.override(request, payload),
+            self.decider.repeated(request, payload),
+        )
         self.decider.note_request(record, payload, parsed, decision)
         record.settle(200, "ok")
         return JSONResponse(
@@ -321,6 +417,15 @@ class Metrics:
     async def __call__(self, _request: Request, record: RequestRecord) -> Response:
         record.settle(200, "ok")
         return Response(self.gateway.metrics.render(), media_type=CONTENT_TYPE)
+
+
+def _usage(body: bytes, content_type: str) -> dict[str, Any] | None:
+    """Token usage of a complete answer: a JSON body, or a buffered SSE stream."""
+    if not content_type.startswith("text/event-stream"):
+        return usage_from_body(body)
+    scanner = SseUsageScanner()
+    scanner.feed(body + b"\n")
+    return scanner.usage
 
 
 def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:

@@ -165,6 +165,16 @@ class GatewayMetrics:
             "Retries on a more capable tier, by failed tier and reason.",
             ("from_tier", "to_tier", "reason"),
         )
+        self.gate_checks = Counter(
+            "router_ml_gate_checks_total",
+            "Answers checked by the answer gates, by tier and result (passed, failed).",
+            ("tier", "result"),
+        )
+        self.gate_failures = Counter(
+            "router_ml_gate_failures_total",
+            "Answers rejected by an answer gate, by gate and tier.",
+            ("gate", "tier"),
+        )
         self.errors = Counter(
             "router_ml_errors_total",
             "Errors by kind (routing fallbacks, upstream failures, aborted streams).",
@@ -238,6 +248,8 @@ class GatewayMetrics:
             self.route_latency,
             self.upstream_latency,
             self.escalations,
+            self.gate_checks,
+            self.gate_failures,
             self.errors,
             self.tokens,
             self.cost,

@@ -75,6 +75,27 @@ class UpstreamReply:
             if chunk:
                 yield chunk
 
+    async def read_rest(self, limit: int) -> bool:
+        """Read the rest of a stream into ``body``, holding at most ``limit`` bytes in all.
+
+        True when the stream ended (``complete`` is then set); False when the limit stopped the
+        reading, in which case the chunks not read yet still come from ``rest()``. Transport
+        errors and stalls propagate as they do from ``rest()``.
+        """
+        if self._chunks is None:
+            self.complete = True
+            return True
+        parts, size = [self.body], len(self.body)
+        async for chunk in self._chunks:
+            if chunk:
+                parts.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    self.body = b"".join(parts)
+                    return False
+        self.body, self.complete, self._chunks = b"".join(parts), True, None
+        return True
+
     async def aclose(self) -> None:
         await _close(self._response)
 

@@ -45,7 +45,9 @@ BAD_ANSWERS = (
     "empty",
 )
 """Behaviours that answer 200 with an answer a gate should reject."""
-BEHAVIOURS = (*BEHAVIOURS, *BAD_ANSWERS)
+JUDGE_SCORES = {"judge_low": "2", "judge_high": "9"}
+"""Behaviours of a judge model: the score it answers."""
+BEHAVIOURS = (*BEHAVIOURS, *BAD_ANSWERS, *JUDGE_SCORES)
 REFUSAL_TEXT = "I'm sorry, but I can't help with that."
 MAX_STALL_S = 10.0
 
@@ -122,6 +124,8 @@ def completion_text(body: dict[str, Any], behaviour: str = "ok") -> str:
     text = f"[{body.get('model')}] " + " ".join(words)
     response_format = body.get("response_format") or {}
     kind = response_format.get("type")
+    if behaviour in JUDGE_SCORES:
+        return JUDGE_SCORES[behaviour]
     if behaviour == "refusal_text":
         return REFUSAL_TEXT
     if behaviour == "empty":

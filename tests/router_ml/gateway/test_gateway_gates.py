@@ -9,7 +9,7 @@ import pytest
 
 from router_ml.gateway.gates import (
     STRUCTURAL_GATES,
-    GateResult,
+    GateVerdict,
     JudgeSpec,
     assemble_stream,
     build_gates,
@@ -87,7 +87,7 @@ def test_an_unusable_client_schema_passes_the_answer_with_a_reason() -> None:
     gates = build_gates(STRUCTURAL_GATES)
     request = json_request({"type": "no-such-type"})
     result = gates.check(request, answer('{"a": 1}'))
-    assert result == GateResult("json", True, result.detail)
+    assert result == GateVerdict("json", True, result.detail)
     assert "schema" in result.detail
 
 
@@ -148,7 +148,7 @@ def test_gates_run_in_order_and_the_first_failure_decides() -> None:
         "detail": result.detail,
     }
     passed = gates.check(json_request(), answer('{"label": "billing"}'))
-    assert passed == GateResult("json,tools,truncation,empty", True, "")
+    assert passed == GateVerdict("json,tools,truncation,empty", True, "")
 
 
 def test_user_gate_is_a_dotted_callable(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,7 +161,7 @@ def test_user_gate_is_a_dotted_callable(tmp_path: Any, monkeypatch: pytest.Monke
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     gates = build_gates(["user"], user_target="my_gates:no_lorem")
-    assert gates.check({}, answer("lorem ipsum")) == GateResult("user", False, "placeholder text")
+    assert gates.check({}, answer("lorem ipsum")) == GateVerdict("user", False, "placeholder text")
     assert gates.check({}, answer("real text")).passed
     crashing = build_gates(["user"], user_target="my_gates.broken").check({}, answer("x"))
     assert crashing.passed and "KeyError" in crashing.detail
@@ -234,7 +234,7 @@ def test_a_stream_is_reassembled_into_the_answer_it_spells() -> None:
 
 def test_a_body_that_is_not_a_completion_fails_the_parse_gate() -> None:
     result = build_gates(STRUCTURAL_GATES).check_body({}, b"<html>oops</html>")
-    assert result == GateResult("parse", False, result.detail)
+    assert result == GateVerdict("parse", False, result.detail)
 
 
 def test_judge_request_and_verdict() -> None:
