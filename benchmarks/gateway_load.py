@@ -10,7 +10,13 @@ in-process share.
 
 Bounded: ``--requests`` per phase (default 2000), then every process is stopped.
 
-    python benchmarks/gateway_load.py --requests 2000 --concurrency 32 [--model-dir DIR]
+``--gates`` turns on the answer gates of ``examples/gateway.yaml`` (json, tools, truncation,
+empty) plus the refusal gate; ``--answer-bytes`` sets the size of the upstream's answer text.
+The decision log's per-attempt ``gate_ms`` is the gates' own time on the real request path, and
+the log is checked to hold exactly one line per request sent (``log_lines`` vs ``sent``).
+
+    python benchmarks/gateway_load.py --requests 2000 --concurrency 32 [--gates]
+        [--answer-bytes 2048] [--model-dir DIR]
 """
 
 from __future__ import annotations
@@ -63,18 +69,31 @@ REQUESTS = [
         ]
     },
 ]
-COMPLETION = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "m",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
-    }
-).encode()
+
+
+def completion(answer_bytes: int) -> bytes:
+    """The canned upstream answer, with about ``answer_bytes`` of text (at least "ok")."""
+    text = ("The answer, in full sentences. " * (answer_bytes // 31 + 1))[:answer_bytes] or "ok"
+    return json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 0,
+            "model": "m",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 11},
+        }
+    ).encode()
+
+
+COMPLETION = completion(int(os.environ.get("ROUTER_ML_BENCH_ANSWER_BYTES", "2")))
+BENCH_GATES = {"json": True, "tools": True, "truncation": True, "empty": True, "refusal": True}
 
 
 async def upstream_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -179,22 +198,33 @@ def compare(direct: np.ndarray, proxied: np.ndarray, wall_s: float, errors: int)
     }
 
 
-def in_process_overhead(log_path: Path) -> dict[str, float]:
-    """Gateway time per request outside the upstream call, from the decision log."""
-    overhead = []
+def in_process_overhead(log_path: Path) -> dict[str, Any]:
+    """Gateway time per request outside the upstream call, and the gates' share, from the log."""
+    overhead, gate_ms, routed = [], [], 0
     for line in log_path.read_text().splitlines():
         entry = json.loads(line)
         upstream = sum(a["latency_ms"] for a in entry.get("attempts", []))
         overhead.append(entry["duration_ms"] - upstream)
+        routed += bool(entry.get("attempts"))
+        gate_ms += [a["gate_ms"] for a in entry.get("attempts", []) if "gate_ms" in a]
     values = np.asarray(overhead)
-    return {
+    result: dict[str, Any] = {
         "p50_ms": round(float(np.percentile(values, 50)), 3),
         "p99_ms": round(float(np.percentile(values, 99)), 3),
-        "n": len(values),
+        "log_lines": len(values),
+        "lines_with_attempts": routed,
     }
+    if gate_ms:
+        gates = np.asarray(gate_ms)
+        result["gate_p50_ms"] = round(float(np.percentile(gates, 50)), 4)
+        result["gate_p99_ms"] = round(float(np.percentile(gates, 99)), 4)
+        result["gated_attempts"] = len(gates)
+    return result
 
 
-def write_config(directory: Path, upstream_port: int, port: int, model_dir: str | None) -> Path:
+def write_config(
+    directory: Path, upstream_port: int, port: int, model_dir: str | None, gates: bool = False
+) -> Path:
     import yaml
 
     models = {"economy": "eco", "standard": "std", "premium": "pro"}
@@ -205,6 +235,8 @@ def write_config(directory: Path, upstream_port: int, port: int, model_dir: str 
         "tiers": {tier: {"upstream": "fast", "model": model} for tier, model in models.items()},
         "decision_log": {"path": str(directory / "decisions.jsonl")},
     }
+    if gates:
+        config["gates"] = BENCH_GATES
     path = directory / "gateway.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -218,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
         "--sequential", type=int, default=500, help="requests of the one-client phase (0 to skip)"
     )
     parser.add_argument("--model-dir", help="model directory (default: the shipped model)")
+    parser.add_argument("--gates", action="store_true", help="turn the answer gates on")
+    parser.add_argument(
+        "--answer-bytes", type=int, default=2, help="upstream answer text size (default: 2)"
+    )
     parser.add_argument("--out", help="write the results JSON here too")
     parser.add_argument("--serve-upstream", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -245,10 +281,14 @@ def main(argv: list[str] | None = None) -> int:
             upstream_port,
             gateway_port,
             os.path.abspath(args.model_dir) if args.model_dir else None,
+            args.gates,
         )
+        env = {**os.environ, "ROUTER_ML_BENCH_ANSWER_BYTES": str(args.answer_bytes)}
         try:
             processes.append(
-                subprocess.Popen([sys.executable, __file__, "--serve-upstream", str(upstream_port)])
+                subprocess.Popen(
+                    [sys.executable, __file__, "--serve-upstream", str(upstream_port)], env=env
+                )
             )
             processes.append(
                 subprocess.Popen(
@@ -272,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
                 "requests": args.requests,
                 "concurrency": args.concurrency,
                 "cpus": os.cpu_count(),
+                "gates": sorted(BENCH_GATES) if args.gates else [],
+                "answer_bytes": args.answer_bytes,
             }
+            sent = 0
 
             gateway_pid = processes[1].pid
 
@@ -280,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
                 phase: str, n: int, concurrency: int
             ) -> tuple[np.ndarray, int, float]:
                 """Run the proxied phase, noting the gateway's CPU time per request."""
+                nonlocal sent
+                sent += n
                 cpu_before = cpu_seconds(gateway_pid)
                 start = time.perf_counter()
                 latencies, errors = await run_phase(proxy_url, n, concurrency, "auto")
@@ -292,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
                 return latencies, errors, wall
 
             async def phases() -> None:
+                nonlocal sent
+                sent += 100
                 await run_phase(proxy_url, 100, args.concurrency, "auto")  # warm up both paths
                 await run_phase(direct_url, 100, args.concurrency, "eco")
                 if args.sequential:
@@ -305,7 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                 results["concurrent"] = compare(direct, proxied, wall, errors)
 
             asyncio.run(phases())
+            # the gateway writes each line before the answer's last byte: all are there by now
             results["gateway_in_process"] = in_process_overhead(directory / "decisions.jsonl")
+            results["gateway_in_process"]["sent"] = sent
         finally:
             for process in processes:
                 process.terminate()
