@@ -21,8 +21,11 @@ How the pieces fit (one job each):
   log line's lifecycle; ``escalation`` — the typed ``EscalationPlan`` and the retry loop;
   ``relay`` — streams.
 
-Extension points (documented where they live): answer gates — ``Gateway.check_answer``
-(``escalation.AnswerCheck``, called before an answer is sent, may reject it and escalate);
+Answer gates: the configured gates (``config.gates``, checks in ``gates``) run on every routed
+answer through one ``gating.RequestGate`` per request, the escalation loop's answer hook.
+
+Extension points (documented where they live): one more answer check — ``Gateway.check_answer``
+(``escalation.AnswerCheck``, run after the configured gates pass, may reject and escalate);
 spend — ``Gateway.recorder.enrichers`` (``spend.SpendMeter`` adds each request's cost and
 counts it); routing mode / shadow — ``handlers.ChatCompletions.serving_target`` and
 ``shadow.Shadow`` (observe mode, background replays one tier down).
