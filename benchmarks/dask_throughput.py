@@ -1,17 +1,19 @@
 """Batch routing throughput: ``Router.route_batch`` in memory vs ``route-dataset`` on Dask workers.
 
 The same requests (the shared request shapes, or any JSONL given) are split into partition files.
-Three ways of routing them all, each timed ``--repeats`` times after a warm-up, median reported:
+Four ways of routing them all, each timed ``--repeats`` times after a warm-up, median reported:
 
 1. ``route_batch``: the requests already parsed from JSON in memory, routed in chunks of 512 by
-   one ``Router`` in this process (the floor: no file I/O, no scheduling);
+   one ``Router`` in this process (the floor: no file I/O, no scheduling); and the same from the
+   JSONL lines (each decoded first: what routing a file in one process costs at least);
 2. ``route-dataset`` in this process: read each partition file, route, write its decisions file;
 3. ``route-dataset`` on a Dask ``LocalCluster`` of N single-threaded worker processes (1, then
    ``--workers``), cluster started before timing, the router loaded on each worker in the
    warm-up: what one worker delivers, and how it scales.
 
-Throughput per worker = requests / wall time / workers. The machine is shared, so compare ratios
-within one run, not absolute numbers across runs.
+The paths take turns round by round. Throughput per worker = requests / wall time / workers; on
+a shared machine the CPU time (this process plus the workers, ``time.process_time``) is the
+steadier measure of the work each path does per request. Compare ratios within one run.
 
     python benchmarks/dask_throughput.py [--partitions 8] [--workers 2] [--repeats 3] [FILES...]
 """
@@ -26,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -49,14 +52,30 @@ def write_partitions(lines: list[str], directory: Path, n: int) -> list[Path]:
     return paths
 
 
-def timed(function, repeats: int) -> float:
-    function()  # warm-up
-    times = []
+def measure(
+    paths: dict[str, Callable[[], float]], repeats: int
+) -> dict[str, list[tuple[float, float]]]:
+    """(wall s, CPU s) of every path per round; the paths take turns, so a burst of load on the
+    shared machine hits all of them alike. Each callable runs once to warm up, then returns the
+    CPU seconds it used (this process, plus the Dask workers')."""
+    for run in paths.values():
+        run()
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in paths}
     for _ in range(repeats):
-        start = time.perf_counter()
+        for name, run in paths.items():
+            start = time.perf_counter()
+            cpu = run()
+            results[name].append((time.perf_counter() - start, cpu))
+    return results
+
+
+def cpu_here(function: Callable[[], object]) -> Callable[[], float]:
+    def run() -> float:
+        start = time.process_time()
         function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return time.process_time() - start
+
+    return run
 
 
 def main() -> int:
@@ -90,59 +109,70 @@ def main() -> int:
         for start in range(0, n, CHUNK):
             router.route_batch(requests[start : start + CHUNK])
 
-    rows: list[tuple[str, int, float]] = [
-        ("route_batch, in memory, this process", 1, timed(in_memory, args.repeats))
-    ]
+    def from_lines() -> None:
+        for start in range(0, n, CHUNK):
+            decoded = [json.loads(line) for line in lines[start : start + CHUNK]]
+            router.route_batch([r.get("request", r) for r in decoded])
+
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_partitions(lines, Path(tmp), args.partitions)
+        parts = write_partitions(lines, Path(tmp), args.partitions)
         out_dir = Path(tmp) / "out"
         out_dir.mkdir()
         function = functools.partial(
             route_partition, settings=RouterSettings(), out_dir=str(out_dir)
         )
-        rows.append(
-            (
-                "route-dataset, this process",
-                1,
-                timed(lambda: map_partitions(function, paths), args.repeats),
-            )
-        )
-        for workers in sorted({1, args.workers}):
-            with (
-                LocalCluster(
+        paths: dict[str, Callable[[], float]] = {
+            "route_batch, in memory, this process": cpu_here(in_memory),
+            "route_batch on the JSONL lines (decode + route), this process": cpu_here(from_lines),
+            "route-dataset, this process": cpu_here(lambda: map_partitions(function, parts)),
+        }
+        clusters = []
+        try:
+            for workers in sorted({1, args.workers}):
+                cluster = LocalCluster(
                     n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
-                ) as cluster,
-                Client(cluster) as client,
-            ):
-
-                def on_dask(client: Client = client) -> None:
-                    futures = client.map(function, paths, pure=False)
-                    client.gather(futures)
-
-                rows.append(
-                    (
-                        f"route-dataset on Dask, {workers} worker(s)",
-                        workers,
-                        timed(on_dask, args.repeats),
-                    )
                 )
+                client = Client(cluster)
+                clusters.append((cluster, client))
 
-    base = n / rows[0][2]
+                def on_dask(client: Client = client) -> float:
+                    before = sum(client.run(time.process_time).values())
+                    here = time.process_time()
+                    client.gather(client.map(function, parts, pure=False))
+                    after = sum(client.run(time.process_time).values())
+                    return after - before + time.process_time() - here
+
+                paths[f"route-dataset on Dask, {workers} worker(s)"] = on_dask
+            results = measure(paths, args.repeats)
+        finally:
+            for cluster, client in clusters:
+                client.close()
+                cluster.close()
+
+    workers_of = {
+        name: int(name.split(", ")[-1].split()[0]) if "Dask" in name else 1 for name in results
+    }
+    base_name = "route_batch, in memory, this process"
+    base_wall = statistics.median(w for w, _ in results[base_name])
+    base_cpu = statistics.median(c for _, c in results[base_name])
     table = [
         f"{n} requests ({', '.join(p.name for p in args.inputs)}) in {args.partitions} "
-        f"partitions; median of {args.repeats} runs after a warm-up.",
+        f"partitions; medians of {args.repeats} interleaved rounds after a warm-up. CPU = this "
+        "process plus the Dask workers (the machine is shared: wall time depends on the load, "
+        "CPU time much less).",
         "",
-        "| path | workers | wall s | requests/s | per worker | per worker vs route_batch |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| path | workers | wall s | requests/s (wall) | per worker (wall) | CPU s "
+        "| requests per CPU-second | vs route_batch (wall per worker / CPU) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, workers, seconds in rows:
-        per_worker = n / seconds / workers
+    for name, rows in results.items():
+        workers = workers_of[name]
+        wall = statistics.median(w for w, _ in rows)
+        cpu = statistics.median(c for _, c in rows)
         table.append(
-            f"| {name} | {workers} | {seconds:.2f} | {n / seconds:,.0f} | {per_worker:,.0f} "
-            f"| {base / per_worker:.2f}x slower |"
-            if per_worker < base
-            else f"| {name} | {workers} | {seconds:.2f} | {n / seconds:,.0f} | {per_worker:,.0f} "
-            f"| {per_worker / base:.2f}x faster |"
+            f"| {name} | {workers} | {wall:.2f} | {n / wall:,.0f} | {n / wall / workers:,.0f} "
+            f"| {cpu:.2f} | {n / cpu:,.0f} | {wall * workers / base_wall:.2f}x / "
+            f"{cpu / base_cpu:.2f}x |"
         )
     text = "\n".join(table) + "\n"
     print(text)

@@ -55,7 +55,7 @@ from router_ml.gateway.prom import GatewayMetrics
 from router_ml.gateway.record import DecisionRecorder, RequestRecord
 from router_ml.gateway.repeats import RepeatCache
 from router_ml.gateway.shadow import Shadow
-from router_ml.gateway.spend import RollingMix, SpendMeter
+from router_ml.gateway.spend import OOD_CUTOFF, RollingMix, SpendMeter
 from router_ml.gateway.upstream import UpstreamPool
 from router_ml.router import Router
 
@@ -170,7 +170,8 @@ class Gateway:
             config.decision_log.path, config.decision_log.max_bytes, config.decision_log.backups
         )
         self.recorder = DecisionRecorder(self.log, self.metrics)
-        self.rolling = RollingMix()
+        cutoff = getattr(self.router, "ood_threshold", None)
+        self.rolling = RollingMix(ood_cutoff=cutoff if isinstance(cutoff, float) else OOD_CUTOFF)
         self.spend = SpendMeter(
             config.pricing,
             {tier: target.model for tier, target in config.tiers.items()},

@@ -38,16 +38,18 @@ if TYPE_CHECKING:
     from router_ml.gateway.record import RequestRecord
 
 OOD_CUTOFF = 0.5
-"""A decision whose ``ood`` score is at least this counts as out of distribution."""
+"""A decision whose ``ood`` score is at least this counts as out of distribution, unless the
+router names its own flagging threshold (``Router.ood_threshold``)."""
 
 
 class RollingMix:
     """Tier shares and OOD share of the last ``window`` routing decisions (thread-safe)."""
 
-    def __init__(self, window: int = 1000) -> None:
+    def __init__(self, window: int = 1000, ood_cutoff: float = OOD_CUTOFF) -> None:
         if window < 1:
             raise ValueError(f"window must be positive, got {window}")
         self.window = window
+        self.ood_cutoff = ood_cutoff
         self._tiers: deque[str] = deque(maxlen=window)
         self._ood: deque[bool | None] = deque(maxlen=window)
         self._lock = threading.Lock()
@@ -55,7 +57,7 @@ class RollingMix:
     def add(self, tier: str, ood: float | None) -> None:
         with self._lock:
             self._tiers.append(tier)
-            self._ood.append(None if ood is None else ood >= OOD_CUTOFF)
+            self._ood.append(None if ood is None else ood >= self.ood_cutoff)
 
     def shares(self) -> dict[str, float]:
         with self._lock:

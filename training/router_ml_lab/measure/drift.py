@@ -6,8 +6,9 @@ Compares a current window with a baseline (both scanned by :mod:`~router_ml_lab.
   representation when the router exposes one (``Router.embeddings``; features only otherwise);
 - the tier-mix shift under the current policy (largest change of a tier's share);
 - the out-of-distribution share: the router's own ``Decision.ood`` score when it has one (share
-  at or above ``ood_cutoff``), else the share of requests with a feature outside the ranges the
-  model was trained on (``feature_ranges`` in its metadata);
+  at or above the router's ``ood_threshold``, else ``ood_cutoff``), else the share of requests
+  with a feature outside the ranges the model was trained on (``feature_ranges`` in its
+  metadata);
 
 each against a threshold. Any breach is drift; the CLI's exit code says so for cron or CI.
 
@@ -109,7 +110,9 @@ def drift(
         )
     )
 
-    ood = _ood_shares(baseline, current, router, thresholds.ood_cutoff)
+    own_cutoff = getattr(router, "ood_threshold", None)
+    cutoff = own_cutoff if isinstance(own_cutoff, float) else thresholds.ood_cutoff
+    ood = _ood_shares(baseline, current, router, cutoff)
     if ood["source"] != "unavailable":
         checks.append(
             _check(

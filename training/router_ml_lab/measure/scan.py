@@ -5,9 +5,11 @@ whichever process scans the partition (this one or a Dask worker); what comes ba
 numbers per request (features, risks, tiers, tokens), so the aggregation that follows is cheap
 and identical whichever path produced the arrays.
 
-Request records are routed by the current router (policy rules, then the model). Decision-log
-lines without the prompt carry their feature vector: the model re-scores it, and requests a rule
-decided keep the logged tier (rules need the text). Lines with a logged prompt are re-routed
+Request records are routed by the current router (policy rules, then the model): the tier under
+the current policy is the router's own decision, and the risks kept for re-thresholding at other
+operating points are the ones behind that decision's probabilities. Decision-log lines without
+the prompt carry their feature vector: the model re-scores it, and requests a rule decided keep
+the logged tier (rules need the text). Lines with a logged prompt are re-routed
 like request records. Upstream token usage, when logged, replaces the token estimates.
 """
 
@@ -246,15 +248,18 @@ def _scan_chunk(router: Router, rows: list[_Row]) -> PartitionScan:
             decision = decisions[i]
             tiers[i] = TIERS.index(decision.tier)
             auto[i] = bool(decision.probabilities)
-            floors[i] = _floor(router, row.parsed) if auto[i] else 0
+            if auto[i]:
+                floors[i] = _floor(router, row.parsed)
+                risks[i] = _risks_of(decision.probabilities)
             score = getattr(decision, "ood", None)
             if isinstance(score, int | float):
                 ood[i] = float(score)
         else:
             auto[i] = row.logged_auto
             tiers[i] = TIERS.index(row.logged_tier)  # type: ignore[arg-type]
-    if auto.any():
-        tiers[auto] = np.maximum(choose_tiers(risks[auto], router.thresholds), floors[auto])
+    rescored = auto & np.array([i not in decisions for i in range(len(rows))], dtype=bool)
+    if rescored.any():  # logged features without the prompt: the current model re-scores them
+        tiers[rescored] = choose_tiers(risks[rescored], router.thresholds)
     input_tokens, output_tokens = estimated_tokens(features)
     for i, row in enumerate(rows):
         if row.usage is not None:
@@ -274,6 +279,12 @@ def _scan_chunk(router: Router, rows: list[_Row]) -> PartitionScan:
         ood=ood,
         embeddings=_text_representation(router, [rows[i].parsed for i in routed], len(rows)),
     )
+
+
+def _risks_of(probabilities: dict[str, float]) -> np.ndarray:
+    """The cumulative risks behind a decision's tier probabilities (whatever the router did to
+    them, e.g. an out-of-distribution escalation, is in them)."""
+    return np.array([1.0 - probabilities[TIERS[0]], probabilities[TIERS[-1]]], dtype=np.float64)
 
 
 def _floor(router: Router, parsed: ChatRequest | None) -> int:

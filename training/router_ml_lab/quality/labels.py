@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from router_ml.pricing import PriceCatalog
 from router_ml.tiers import TIERS
 from router_ml_lab.quality.data import TrafficRecord
 
@@ -56,25 +57,14 @@ class Catalog:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any], source: str = "catalog") -> Catalog:
-        """Parse the ``models.json`` format; ``_tiers`` must price every tier."""
-        tiers = spec.get("_tiers")
-        if not isinstance(tiers, dict) or set(tiers) != set(TIERS):
-            raise ValueError(f"{source}: _tiers must give the prices of exactly {TIERS}")
-        tier_prices = {t: _prices(tiers[t], f"{source}: _tiers.{t}") for t in TIERS}
-        model_tier: dict[str, str | None] = {}
-        model_prices: dict[str, tuple[float, float]] = {}
-        for model, entry in spec.items():
-            if model.startswith("_"):
-                continue
-            if not isinstance(entry, dict):
-                raise ValueError(f"{source}: {model}: expected an object")
-            tier = entry.get("tier")
-            if tier is not None and tier not in TIERS:
-                raise ValueError(f"{source}: {model}: unknown tier {tier!r}")
-            model_tier[model] = tier
-            if entry.get("input_usd_per_mtok") is not None:
-                model_prices[model] = _prices(entry, f"{source}: {model}")
-        return cls(model_tier, model_prices, tier_prices)
+        """Parse the ``models.json`` format with the runtime's one catalog reader
+        (``router_ml.pricing.PriceCatalog``), so evaluation and the gateway price alike."""
+        prices = PriceCatalog.from_dict(spec, source=source)
+        return cls(
+            dict(prices.model_tiers),
+            {model: price.as_tuple() for model, price in prices.model_prices.items()},
+            {tier: prices.tier_prices[tier].as_tuple() for tier in TIERS},
+        )
 
     def tier_of(self, model: str) -> str | None:
         """The model's tier, None for unpriced models (still difficulty evidence)."""
@@ -82,18 +72,6 @@ class Catalog:
 
     def __contains__(self, model: object) -> bool:
         return model in self.model_tier
-
-
-def _prices(entry: Mapping[str, Any], where: str) -> tuple[float, float]:
-    try:
-        prices = (float(entry["input_usd_per_mtok"]), float(entry["output_usd_per_mtok"]))
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(
-            f"{where}: needs numeric input_usd_per_mtok and output_usd_per_mtok"
-        ) from None
-    if min(prices) < 0:
-        raise ValueError(f"{where}: negative price")
-    return prices
 
 
 @dataclass(frozen=True)
