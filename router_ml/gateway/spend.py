@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from router_ml.gateway.decision_log import REPLAY_ENDPOINT
 from router_ml.pricing import PriceCatalog
 from router_ml.tiers import TIERS, TOP_TIER
 
@@ -117,7 +118,7 @@ class SpendMeter:
             if data.get("outcome") == "ok":
                 self.metrics.unpriced.inc(model)
             return
-        self._count(tier, model, cost, data.get("endpoint") == "shadow.replay")
+        self._count(tier, model, cost, data.get("endpoint") == REPLAY_ENDPOINT)
         shadow = data.get("shadow")
         if isinstance(shadow, dict) and shadow.get("tier") in TIERS:
             would_be = self.tier_models[shadow["tier"]]
