@@ -238,10 +238,11 @@ def _per_source_section(report: dict[str, Any]) -> list[str]:
         return out
     sources = sorted(routers[0]["per_source"])
     out += _per_source_table(
-        "Accuracy (under-routing) per source:",
+        "Under-routing (accuracy) per source: an escalation-biased router is judged by the "
+        "first number.",
         routers,
         sources,
-        lambda m: f"{_pct(m['accuracy'])} ({_pct(m['under_routing'])})",
+        lambda m: f"{_pct(m['under_routing'])} ({_pct(m['accuracy'])})",
     )
     out += [""]
     out += _per_source_table(
