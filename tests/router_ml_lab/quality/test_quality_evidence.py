@@ -101,3 +101,19 @@ def test_traffic_summary_rows_by_hand() -> None:
         (costs[0, 0] + costs[1, 2]) / costs[:, 2].sum()
     )
     assert "| pooled | 2 |" in markdown_table(rows)
+
+
+def test_direct_tier_labels_without_outcomes_are_scored_by_their_tier() -> None:
+    """`router-ml eval --data my-traffic.jsonl` on records labeled only with `tier`."""
+    from router_ml_lab.quality.labels import TierRepresentatives
+    from router_ml_lab.quality.metrics import fill_missing_tier_scores
+
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    records = [
+        TrafficRecord("a", "mine", "", body, {}, "standard"),
+        TrafficRecord("b", "mine", "", body, {}, "economy"),
+    ]
+    eval_set = build_eval_set(records, TierRepresentatives.from_deployed({}), PRICES)
+    assert eval_set.labels.tolist() == [1, 0]
+    assert eval_set.scores.tolist() == [[0.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+    assert fill_missing_tier_scores(eval_set.scores).shape == (2, 3)  # no "no tier score" error

@@ -121,7 +121,8 @@ def write_gateway_log(directory: Path) -> tuple[Path, Path, dict[str, Any]]:
     Contract extraction into a JSON schema: the JSON gate failed on economy and standard's answer
     passed (exact label standard), or only economy was tried (censored: needs more than economy).
     Code review: no gate applies to free text; a reviewer scored economy's answers 0, so the only
-    evidence about this kind is censored. Short chats: reviewers scored half of them 1 on economy.
+    evidence about this kind is censored. Short chats: reviewers scored a quarter of them 1 on
+    economy and labeled another quarter economy directly.
     """
     rng = np.random.default_rng(7)
     log = DecisionLog(directory / "decisions.jsonl")
@@ -140,8 +141,10 @@ def write_gateway_log(directory: Path) -> tuple[Path, Path, dict[str, Any]]:
         outcomes.append({"id": f"rtr-review-{i}", "score": 0})
     for i in range(120):
         log.write(log_line(f"rtr-chat-{i}", chat_request(i, rng), [("economy", None)]))
-        if i % 2 == 0:
+        if i % 4 == 0:
             outcomes.append({"id": f"rtr-chat-{i}", "score": 1.0})
+        elif i % 4 == 2:
+            outcomes.append({"id": f"rtr-chat-{i}", "tier": "economy"})  # a direct label
     log.close()
     lines = [json.dumps(o) for o in outcomes]
     lines.insert(5, "{this line is broken")
@@ -204,6 +207,24 @@ def test_retraining_on_own_gateway_log_raises_the_risk_of_a_failed_economy_reque
         f"P(needs > economy) of the failed-economy request: {before_risk:.3f} -> {after_risk:.3f}"
     )
     assert after_risk > before_risk + 0.2
+    # Old and new model compared on the team's own held-out records (direct tier labels among
+    # them): same split settings as training, so neither model trained on these records.
+    evaluated = {}
+    for name in ("before", "after"):
+        report = tmp_path / f"eval-{name}"
+        evaluate = ["eval", "--model", str(tmp_path / name), "--data", str(own), "--catalog"]
+        assert main([*evaluate, catalog, "--report", str(report), "--baselines"]) == 0
+        ours = json.loads((report / "report.json").read_text())["routers"][0]
+        evaluated[name] = ours["pooled"]
+    capsys.readouterr()
+    figures = ("n", "accuracy", "under_routing", "over_routing")
+    print({name: {k: round(m[k], 3) for k in figures} for name, m in evaluated.items()})
+    before, after_eval = evaluated["before"], evaluated["after"]
+    assert before["n"] == after_eval["n"] > 0
+    assert after_eval["accuracy"] > before["accuracy"] + 0.2
+    assert after_eval["under_routing"] <= before["under_routing"]
+    assert after_eval["over_routing"] < before["over_routing"]
+
     # The lesson generalises to a new request of the kind, while the kind economy answered well
     # stays cheap: the model did not just learn "everything from this gateway needs more".
     unseen = code_review_request(7000, np.random.default_rng(2))

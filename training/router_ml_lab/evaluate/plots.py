@@ -308,10 +308,14 @@ def routellm_plot(report: dict[str, Any], path: Path) -> Path:
     from matplotlib.ticker import PercentFormatter
 
     styles = router_styles(report["routers"])
+    # APGR is undefined (None) where premium never beats economy on the records, e.g. own
+    # traffic without premium outcomes: there is no gap to recover and no curve to draw.
     drawn = [
         r
         for r in report["routers"]
-        if r["routellm"] is not None and r["routellm_score"] == "continuous"
+        if r["routellm"] is not None
+        and r["routellm_score"] == "continuous"
+        and r["routellm"].get("apgr") is not None
     ]
     drawn.sort(key=lambda r: -r["routellm"]["apgr"])
     fig, ax = plt.subplots(figsize=(9, 5.5))

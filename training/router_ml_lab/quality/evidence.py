@@ -129,6 +129,11 @@ def build_eval_set(
         if label is None:
             continue
         tier_scores = representatives.tier_scores(record)
+        if not tier_scores and record.tier is not None:
+            # A direct label carries no outcome: its tier and those above answer well, the tiers
+            # below do not (the same reading as training's evidence).
+            needed = TIERS.index(record.tier)
+            tier_scores = {tier: float(k >= needed) for k, tier in enumerate(TIERS)}
         kept.append(record)
         labels.append(label)
         scores.append([tier_scores.get(tier, np.nan) for tier in TIERS])
