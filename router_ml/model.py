@@ -104,7 +104,9 @@ class TierModel:
         }
         default = metadata["default_operating_point"]
         if default not in self.operating_points:
-            raise ModelLoadError(f"{source}: default operating point {default!r} is not defined")
+            raise ModelLoadError(
+                f"{source}: default operating point {shown(default)} is not defined"
+            )
         self.default_operating_point = self.operating_points[default]
 
     @classmethod
@@ -167,7 +169,8 @@ class TierModel:
                 return self.operating_points[choice]
             except KeyError:
                 raise ValueError(
-                    f"unknown operating point {choice!r}; known: {sorted(self.operating_points)}"
+                    f"unknown operating point {shown(choice)}; "
+                    f"known: {sorted(self.operating_points)}"
                 ) from None
         targets = [
             op for op in self.operating_points.values() if op.target_under_routing is not None

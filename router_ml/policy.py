@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from router_ml.errors import PolicyError
+from router_ml.errors import PolicyError, shown
 from router_ml.recovery import RecoverySignals, recovery_signals
 from router_ml.request import ChatRequest
 from router_ml.safe_yaml import YamlError, load_yaml, load_yaml_file
@@ -197,7 +197,7 @@ class Policy:
         names = [rule.name for rule in rules]
         for i, name in enumerate(names):
             if name in names[:i]:
-                raise PolicyError(f"duplicate rule name {name!r}", rule_index=i, source=source)
+                raise PolicyError(f"duplicate rule name {shown(name)}", rule_index=i, source=source)
         default = spec.get("default", {"tier": AUTO})
         if not isinstance(default, Mapping) or len(default) != 1 or set(default) - set(ACTION_KEYS):
             raise PolicyError(
@@ -264,7 +264,7 @@ def _check_tier_name(value: Any, index: int | None, source: str, allow_auto: boo
     allowed = (*TIERS, AUTO) if allow_auto else TIERS
     if value not in allowed:
         raise PolicyError(
-            f"tier {value!r} is not one of {list(allowed)}", rule_index=index, source=source
+            f"tier {shown(value)} is not one of {list(allowed)}", rule_index=index, source=source
         )
     return value
 
@@ -290,7 +290,7 @@ def _check_action(
         ):
             raise PolicyError(
                 f"cascade: expected two or more distinct tiers from {list(TIERS)}, cheapest "
-                f"first, got {cascade!r}",
+                f"first, got {shown(cascade)}",
                 index,
                 source,
             )
@@ -309,17 +309,17 @@ def _check_rule(raw: Any, index: int, source: str) -> Rule:
         raise PolicyError("name must be a non-empty string", index, source)
     match = raw.get("match")
     if not isinstance(match, Mapping) or not match:
-        raise PolicyError(f"rule {name!r}: match must be a non-empty mapping", index, source)
+        raise PolicyError(f"rule {shown(name)}: match must be a non-empty mapping", index, source)
     for key, value in match.items():
         if key not in MATCH_KEYS:
             raise PolicyError(
-                f"rule {name!r}: unknown match key {key!r}; known: {list(MATCH_KEYS)}",
+                f"rule {shown(name)}: unknown match key {shown(key)}; known: {list(MATCH_KEYS)}",
                 index,
                 source,
             )
         problem = _VALIDATORS[key](value)
         if problem:
-            raise PolicyError(f"rule {name!r}: match.{key}: {problem}", index, source)
+            raise PolicyError(f"rule {shown(name)}: match.{key}: {problem}", index, source)
     tier, min_tier, cascade = _check_action(raw, index, source)
     compiled = dict(match)
     if "text_matches" in compiled:
@@ -328,25 +328,27 @@ def _check_rule(raw: Any, index: int, source: str) -> Rule:
 
 
 def _is_bool(value: Any) -> str | None:
-    return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+    return None if isinstance(value, bool) else f"expected true or false, got {shown(value)}"
 
 
 def _is_count(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        return f"expected a non-negative integer, got {value!r}"
+        return f"expected a non-negative integer, got {shown(value)}"
     return None
 
 
 def _is_role(value: Any) -> str | None:
     return (
-        None if value in SUBJECT_ROLES else f"expected one of {list(SUBJECT_ROLES)}, got {value!r}"
+        None
+        if value in SUBJECT_ROLES
+        else f"expected one of {list(SUBJECT_ROLES)}, got {shown(value)}"
     )
 
 
 def _is_position(value: Any) -> str | None:
     if value in ("first", "followup") or (_is_count(value) is None and value >= 1):
         return None
-    return f"expected first, followup or a turn number >= 1, got {value!r}"
+    return f"expected first, followup or a turn number >= 1, got {shown(value)}"
 
 
 def _is_metadata(value: Any) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from router_ml.calibration import choose_tier
-from router_ml.errors import InvalidRequest
+from router_ml.errors import InvalidRequest, shown
 from router_ml.features import FeatureExtractor
 from router_ml.model import OperatingPoint, TierModel
 from router_ml.policy import AUTO, Policy, Rule
@@ -103,7 +103,8 @@ class Router:
             values = tuple(float(t) for t in thresholds)
             if len(values) != len(TIERS) - 1 or not all(0.0 <= t <= 1.0 for t in values):
                 raise ValueError(
-                    f"thresholds must be {len(TIERS) - 1} numbers in [0, 1], got {thresholds!r}"
+                    f"thresholds must be {len(TIERS) - 1} numbers in [0, 1], "
+                    f"got {shown(thresholds)}"
                 )
             self.operating_point = OperatingPoint("custom", None, values, {})  # type: ignore[arg-type]
         else:

@@ -116,3 +116,11 @@ def test_ordinary_aliases_and_shipped_files_load() -> None:
     assert data["prod"] == {"timeout": 30, "retries": 5}
     for path in [*REPO.glob("examples/*.yaml"), REPO / "router_ml" / "default_policy.yaml"]:
         assert isinstance(load_yaml_file(path), dict), path
+
+
+def test_policy_errors_quote_a_huge_value_cut() -> None:
+    tiers = {"economy": "a", "standard": "b", "premium": "c"}
+    rule = {"name": "r", "match": {"tools": "x" * 60_000}, "tier": "economy"}
+    with pytest.raises(PolicyError, match="expected true or false") as info:
+        Policy.load({"tiers": tiers, "rules": [rule]})
+    assert len(str(info.value)) < 300
