@@ -46,6 +46,9 @@ MAX_METADATA_KEYS = 64
 """``metadata`` entries (the OpenAI API accepts 16)."""
 MAX_METADATA_CHARS = 4_096
 """Longest ``metadata`` key or value (the OpenAI API accepts 64 and 512)."""
+MAX_TEXT_CHARS = 64 << 20
+"""Characters of message text per request (a JSON body under a gateway's limit has far fewer; a
+Python caller can share one string across many messages)."""
 MAX_OUTPUT_TOKENS = 2**31 - 1
 """Largest ``max_tokens`` / ``max_completion_tokens`` (the API's integer range)."""
 
@@ -142,7 +145,10 @@ def _parse_messages(raw: Any) -> tuple[Message, ...]:
     if len(raw) > MAX_MESSAGES:
         raise InvalidRequest("messages", f"{len(raw)} messages exceed the limit of {MAX_MESSAGES}")
     budget = _Budget()
-    return tuple(_parse_message(item, f"messages[{i}]", budget) for i, item in enumerate(raw))
+    messages = tuple(_parse_message(item, f"messages[{i}]", budget) for i, item in enumerate(raw))
+    if sum(len(m.text) + len(m.tool_call_text) for m in messages) > MAX_TEXT_CHARS:
+        raise InvalidRequest("messages", f"more than {MAX_TEXT_CHARS} characters of text")
+    return messages
 
 
 class _Budget:
@@ -197,7 +203,7 @@ def _parse_content(
     if budget.parts < 0:
         raise InvalidRequest(where, f"more than {MAX_CONTENT_PARTS} content parts in the request")
     texts: list[str] = []
-    n_images = n_other = 0
+    n_images = n_other = n_chars = 0
     for i, part in enumerate(content):
         part_where = f"{where}[{i}]"
         if not isinstance(part, dict):
@@ -213,6 +219,9 @@ def _parse_content(
                     f"{part_where}.{key}", f"expected a string, got {_type_name(value)}"
                 )
             texts.append(value)
+            n_chars += len(value)
+            if n_chars > MAX_TEXT_CHARS:  # checked before joining: parts may share one string
+                raise InvalidRequest(where, f"more than {MAX_TEXT_CHARS} characters of text")
         elif kind in IMAGE_PART_TYPES:
             n_images += 1
         elif kind in OTHER_PART_TYPES:

@@ -238,16 +238,31 @@ def _targeted(body: dict[str, Any], rng: random.Random) -> None:
             message["role"] = _hostile(rng)
 
 
+def _bounded_json(body: Any) -> str | None:
+    """``json.dumps(body)``, or None past ``MAX_TEXT_BODY`` characters or when it cannot encode.
+
+    Mutations share references (a repeated element), so a body can expand to gigabytes of JSON;
+    encoding stops at the bound instead.
+    """
+    chunks, size = [], 0
+    try:
+        for chunk in json.JSONEncoder().iterencode(body):
+            size += len(chunk)
+            if size > MAX_TEXT_BODY:
+                return None
+            chunks.append(chunk)
+    except (ValueError, RecursionError):  # e.g. a 10**400 int inside, or deep nesting
+        return None
+    return "".join(chunks)
+
+
 def encode(body: Any, rng: random.Random) -> Any:
     """The body as a dict, JSON text (maybe with a 5,000-digit number), or damaged bytes."""
     kind = rng.randrange(6)
     if kind <= 2:
         return body
-    try:
-        text = json.dumps(body)
-    except (ValueError, RecursionError):  # e.g. a 10**400 int inside, or deep nesting
-        return body
-    if len(text) > MAX_TEXT_BODY:
+    text = _bounded_json(body)
+    if text is None:
         return body
     if kind == 3:
         return text

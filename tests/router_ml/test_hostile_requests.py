@@ -305,3 +305,12 @@ def test_mutation_fuzzer_finds_no_exception_but_invalid_request(
     assert result.routed > FUZZ_BODIES * len(routers) // 5
     assert result.invalid > FUZZ_BODIES * len(routers) // 5
     assert result.max_seconds < HANG_GUARD_S
+
+
+def test_shared_strings_cannot_amplify_a_python_body() -> None:
+    """One 1 MB string referenced 10,000 times would join to 10 GB; it is refused first."""
+    text = "x" * 1_000_000
+    with pytest.raises(InvalidRequest, match="characters of text"):
+        parse_request(user([{"type": "text", "text": text}] * 10_000))
+    with pytest.raises(InvalidRequest, match="characters of text"):
+        parse_request({"messages": [{"role": "user", "content": text}] * 10_000})
