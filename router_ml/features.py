@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from router_ml.errors import InvalidRequest
 from router_ml.recovery import tool_result_is_error
-from router_ml.request import ChatRequest, Message, parse_request
+from router_ml.request import MAX_SCHEMA_LIST, ChatRequest, Message, parse_request
 from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
 
 SCHEMA_VERSION = "1"
@@ -372,7 +373,8 @@ def _tools(request: ChatRequest, v: list[float]) -> None:
 
     Leaves (strings, numbers) are measured where their container is read instead of being queued:
     most nodes of a JSON schema are leaves, and skipping the queue makes the walk several times
-    cheaper. Containers beyond ``SCHEMA_NODE_CAP`` nodes are not read.
+    cheaper. Containers beyond ``SCHEMA_NODE_CAP`` nodes are not read. A list longer than
+    ``request.MAX_SCHEMA_LIST`` among those read is an ``InvalidRequest``.
     """
     ix = _INDEX
     v[ix["tool_choice"]] = TOOL_CHOICE_CODES[request.tool_choice]
@@ -402,11 +404,18 @@ def _tools(request: ChatRequest, v: list[float]) -> None:
                     chars += sum(map(len, node))
                 except TypeError:  # a non-string key, possible in a dict built in Python
                     chars += sum(len(key) if type(key) is str else 1 for key in node)
-                children: Iterable[Any] = node.values()
+                children: Any = node.values()
             else:
+                if len(node) > MAX_SCHEMA_LIST:
+                    raise InvalidRequest(
+                        "tools",
+                        f"a list of {len(node)} values exceeds the limit of {MAX_SCHEMA_LIST}",
+                    )
                 children = node
             # The leaves count against the budget too: a 2-million-element enum stops at the cap.
-            for child in islice(children, max(budget, 0)):
+            if len(children) > budget:
+                children = islice(children, max(budget, 0))
+            for child in children:
                 kind = type(child)
                 if kind is str:
                     chars += len(child)

@@ -38,10 +38,10 @@ MAX_TOOL_CALLS = 10_000
 """Tool calls of all assistant messages together."""
 MAX_TOOLS = 1_000
 """Tool definitions (the OpenAI API accepts 128)."""
-MAX_SCHEMA_NODES = 200_000
-"""JSON values in all tool definitions together; the feature walk reads the first 20,000."""
 MAX_SCHEMA_LIST = 10_000
-"""Longest list (e.g. an ``enum``) inside a tool definition."""
+"""Longest list (e.g. an ``enum``) inside a tool definition. Schemas are read by one walk only,
+the feature extractor's (bounded at 20,000 nodes), which checks this as it goes: a second walk
+here would double the cost of every tool-using request."""
 MAX_METADATA_KEYS = 64
 """``metadata`` entries (the OpenAI API accepts 16)."""
 MAX_METADATA_CHARS = 4_096
@@ -294,37 +294,7 @@ def _parse_tools(request: dict[str, Any]) -> tuple[dict[str, Any], ...]:
             continue
         functions.append(_check_function(tool.get("function"), f"tools[{i}].function"))
     functions.extend(_check_function(fn, f"functions[{i}]") for i, fn in enumerate(legacy or ()))
-    _check_schema_size(functions)
     return tuple(functions)
-
-
-def _check_schema_size(functions: list[dict[str, Any]]) -> None:
-    """Refuse tool definitions too large to measure in bounded time.
-
-    Counts containers' lengths without visiting scalars, so a normal schema costs a few
-    microseconds and a 2-million-element ``enum`` is refused after one ``len``.
-    """
-    budget = MAX_SCHEMA_NODES
-    pending: list[Any] = list(functions)
-    while pending:
-        node = pending.pop()
-        kind = type(node)
-        if kind is dict:
-            children: Any = node.values()
-        elif kind is list:
-            if len(node) > MAX_SCHEMA_LIST:
-                raise InvalidRequest(
-                    "tools", f"a list of {len(node)} values exceeds the limit of {MAX_SCHEMA_LIST}"
-                )
-            children = node
-        else:
-            continue
-        budget -= len(node)
-        if budget < 0:
-            raise InvalidRequest(
-                "tools", f"tool definitions exceed the limit of {MAX_SCHEMA_NODES} JSON values"
-            )
-        pending.extend(child for child in children if type(child) is dict or type(child) is list)
 
 
 def _check_function(function: Any, where: str) -> dict[str, Any]:
