@@ -138,6 +138,10 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0
     raise RuntimeError(f"{url} did not come up within {timeout_s}s")
 
 
+ERROR_KINDS: dict[str, int] = {}
+"""Failed client requests by kind (HTTP status or exception name), over all phases."""
+
+
 async def run_phase(
     url: str, n_requests: int, concurrency: int, model: str | None
 ) -> tuple[np.ndarray, int]:
@@ -160,8 +164,11 @@ async def run_phase(
                 try:
                     response = await client.post(url, json=body)
                     ok = response.status_code == 200
-                except httpx.HTTPError:
-                    ok = False
+                    kind = f"http_{response.status_code}"
+                except httpx.HTTPError as exc:
+                    ok, kind = False, type(exc).__name__
+                if not ok:
+                    ERROR_KINDS[kind] = ERROR_KINDS.get(kind, 0) + 1
                 latencies.append((time.perf_counter() - start) * 1e3)
                 errors += not ok
 
@@ -355,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             # the gateway writes each line before the answer's last byte: all are there by now
             results["gateway_in_process"] = in_process_overhead(directory / "decisions.jsonl")
             results["gateway_in_process"]["sent"] = sent
+            results["error_kinds"] = dict(ERROR_KINDS)
         finally:
             for process in processes:
                 process.terminate()
