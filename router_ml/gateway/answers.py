@@ -7,6 +7,7 @@ answered, is raised as :class:`Rejected` and answered in that shape by the reque
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,14 @@ from starlette.responses import JSONResponse, Response
 
 from router_ml.errors import InvalidRequest
 
+MAX_MESSAGE_CHARS = 1000
+"""Longest error message sent: messages may quote client input, which is never echoed whole."""
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how long it was."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars in all)"
+
 
 def error_body(
     message: str,
@@ -23,8 +32,14 @@ def error_body(
     param: str | None = None,
     code: str | None = None,
 ) -> dict[str, Any]:
-    """An OpenAI-style error object, which every OpenAI SDK turns into a typed exception."""
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    """An OpenAI-style error object, which every OpenAI SDK turns into a typed exception.
+
+    The message and ``param`` are bounded (:func:`bounded`), whatever client text they quote.
+    """
+    shown_param = None if param is None else bounded(param, 200)
+    return {
+        "error": {"message": bounded(message), "type": kind, "param": shown_param, "code": code}
+    }
 
 
 class Rejected(Exception):
@@ -58,15 +73,22 @@ def internal_error() -> Rejected:
     )
 
 
+class AsciiJSONResponse(JSONResponse):
+    """JSON with non-ASCII escaped: a lone surrogate from client text cannot break encoding."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(exc: Rejected, request_id: str) -> Response:
     headers = {"x-router-request-id": request_id, **exc.headers}
-    return JSONResponse(exc.body, status_code=exc.status, headers=headers)
+    return AsciiJSONResponse(exc.body, status_code=exc.status, headers=headers)
 
 
 async def http_error(_request: Request, exc: Exception) -> Response:
     """Unknown paths and wrong methods answer in OpenAI's error shape too."""
     assert isinstance(exc, HTTPException)
     code = {404: "unknown_url", 405: "method_not_allowed"}.get(exc.status_code)
-    return JSONResponse(
+    return AsciiJSONResponse(
         error_body(str(exc.detail), code=code), status_code=exc.status_code, headers=exc.headers
     )

@@ -36,7 +36,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
 
+import anyio
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -62,6 +65,7 @@ from router_ml.router import Router
 logger = logging.getLogger("router_ml.gateway")
 
 Handler = Callable[[Request, RequestRecord], Awaitable[Response]]
+T = TypeVar("T")
 
 
 class GuardedEndpoint:
@@ -180,7 +184,9 @@ class Gateway:
         )
         self.recorder.enrichers.append(self.spend)
         self.shadow = Shadow(self)
-        self.intake = Intake(config.client_tokens, config.limits.max_body_bytes)
+        self.intake = Intake(
+            config.client_tokens, config.limits.max_body_bytes, config.limits.client_body_timeout_s
+        )
         self.check_answer: AnswerCheck | None = None
         """An extra answer check run on every routed answer after the configured gates
         (``config.gates``) passed it (None: only the configured gates)."""
@@ -192,6 +198,7 @@ class Gateway:
         """The request-hash cache behind the policy's ``retry`` key (None: off)."""
         self._transport = transport
         self._pool: UpstreamPool | None = None
+        self._workers: anyio.CapacityLimiter | None = None
 
         def endpoint(name: str, handler: Handler, logged: bool = True) -> GuardedEndpoint:
             return GuardedEndpoint(name, handler, self.recorder, self.metrics, logged)
@@ -205,6 +212,14 @@ class Gateway:
                 ),
                 Route(
                     "/v1/route", endpoint("route", handlers.RouteDecision(self)), methods=["POST"]
+                ),
+                *(
+                    Route(
+                        f"/v1/{name}",
+                        endpoint(name, handlers.PassthroughEndpoint(self, name)),
+                        methods=["POST"],
+                    )
+                    for name in config.passthrough_endpoints
                 ),
                 Route(
                     "/v1/models",
@@ -226,6 +241,20 @@ class Gateway:
     def pool(self) -> UpstreamPool:
         assert self._pool is not None, "the app's lifespan has not started"
         return self._pool
+
+    async def offload(self, size: int, work: Callable[..., T], *args: object) -> T:
+        """Run CPU work on a body of ``size`` bytes without holding the event loop.
+
+        Small bodies (the common case) run inline: a thread hand-off would cost more than the
+        work. Larger ones run in a pool of ``limits.route_workers`` threads, so one heavy body
+        (a 4 MiB JSON of a million keys) delays only itself; when every worker is busy, further
+        heavy bodies wait for one while small requests go on.
+        """
+        if size <= self.config.limits.inline_body_bytes:
+            return work(*args)
+        if self._workers is None:
+            self._workers = anyio.CapacityLimiter(self.config.limits.route_workers)
+        return await anyio.to_thread.run_sync(work, *args, limiter=self._workers)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 CONFIG_ENV_VAR = "ROUTER_ML_GATEWAY_CONFIG"
 """How ``--workers N`` hands the config path to each worker process's app factory."""
@@ -92,6 +93,11 @@ def run_serve(args: argparse.Namespace) -> int:
 
         from router_ml.gateway.app import Gateway
         from router_ml.gateway.config import GatewayConfig, GatewayConfigError
+        from router_ml.gateway.server import (
+            HEADER_TIMEOUT_ENV_VAR,
+            server_config,
+            server_options,
+        )
     except ModuleNotFoundError as exc:
         print(
             f"router-ml serve needs the serve extra (pip install 'router-ml[serve]'): {exc}",
@@ -110,19 +116,21 @@ def run_serve(args: argparse.Namespace) -> int:
     host = args.host or config.host
     port = config.port if args.port is None else args.port
     if args.check:
-        tiers = ", ".join(f"{t}={x.model}@{x.upstream}" for t, x in config.tiers.items())
-        print(
-            f"config ok: {tiers}; operating point {gateway.router.operating_point.name}; "
-            f"would listen on {host}:{port}"
-        )
+        for line in describe(config, gateway):
+            print(line)
+        print(f"config ok; would listen on {host}:{port}")
         return 0
     if args.workers < 1:
         print("router-ml serve: --workers must be >= 1", file=sys.stderr)
         return 2
+    for line in describe(config, gateway if args.workers == 1 else None):
+        print(line, file=sys.stderr)
     if args.workers == 1:
-        uvicorn.run(gateway.app, host=host, port=port, log_level=args.log_level)
+        options = {"host": host, "port": port, "log_level": args.log_level}
+        uvicorn.Server(server_config(gateway.app, config.limits, **options)).run()
     else:
         os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
+        os.environ[HEADER_TIMEOUT_ENV_VAR] = str(config.limits.client_header_timeout_s)
         uvicorn.run(
             "router_ml.gateway.cli:app_from_env",
             factory=True,
@@ -130,8 +138,57 @@ def run_serve(args: argparse.Namespace) -> int:
             port=port,
             workers=args.workers,
             log_level=args.log_level,
+            http="router_ml.gateway.server:HeaderDeadlineFromEnv",
+            **server_options(config.limits),
         )
     return 0
+
+
+def describe(config, gateway=None) -> list[str]:  # type: ignore[no-untyped-def]
+    """What the gateway will run with, for ``serve`` at start and ``serve --check``.
+
+    The model directory, the operating point, every upstream's resolved URL (after
+    ``base_url_env`` overrides such as ``ROUTER_ML_UPSTREAM_URL``), the decision-log path and
+    whether prompts are logged (a warning: prompts are personal data).
+    """
+    model_dir = config.model_dir.resolve() if config.model_dir is not None else None
+    if gateway is not None:
+        point = gateway.router.operating_point
+        shown_point = f"{point.name} (thresholds {', '.join(f'{t:.4f}' for t in point.thresholds)})"
+        shown_model = str(Path(gateway.router.model.source).resolve())
+    else:
+        shown_point = str(config.operating_point or "model default")
+        shown_model = str(model_dir or "the shipped default")
+    lines = [
+        f"router-ml gateway: model {shown_model}",
+        f"  operating point: {shown_point}",
+    ]
+    for name, upstream in config.upstreams.items():
+        source = f" (from ${upstream.base_url_env})" if upstream.base_url_env_used else ""
+        key = f", key from ${upstream.api_key_env}" if upstream.api_key_env else ", no key"
+        lines.append(f"  upstream {name}: {upstream.base_url}{source}{key}")
+    for tier, target in config.tiers.items():
+        lines.append(f"  tier {tier}: {target.model} @ {target.upstream}")
+    if config.passthrough_upstream is not None:
+        allowed = (
+            "any model"
+            if config.passthrough_models is None
+            else (", ".join(sorted(config.passthrough_models)) or "tier models only")
+        )
+        endpoints = ", ".join(config.passthrough_endpoints) or "none"
+        lines.append(
+            f"  passthrough: {config.passthrough_upstream} for {allowed}; endpoints {endpoints}"
+        )
+    log = config.decision_log
+    lines.append(f"  decision log: {log.path.resolve() if log.path else 'off (not written)'}")
+    auth = "on" if config.client_tokens else "OFF (anyone reaching the port may call upstreams)"
+    lines.append(f"  client auth: {auth}")
+    if log.include_prompts:
+        lines.append(
+            "  WARNING: decision_log.include_prompts is true: request bodies (personal data) "
+            "are written to the decision log"
+        )
+    return lines
 
 
 def app_from_env():

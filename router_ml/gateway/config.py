@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from router_ml.errors import PolicyError
 from router_ml.gateway.gates import (
     GATE_NAMES,
@@ -29,6 +27,7 @@ from router_ml.gateway.gates import (
 )
 from router_ml.policy import Policy
 from router_ml.pricing import CatalogError, PriceCatalog
+from router_ml.safe_yaml import YamlError, load_yaml_file
 from router_ml.tiers import TIERS, next_tier
 
 RETRY_REASONS = ("http_5xx", "http_429", "timeout", "connection")
@@ -48,6 +47,9 @@ class Upstream:
     api_key: str | None = field(default=None, repr=False)
     api_key_env: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    base_url_env: str | None = None
+    base_url_env_used: bool = False
+    """Whether ``base_url`` came from ``base_url_env`` (e.g. ROUTER_ML_UPSTREAM_URL)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,18 @@ class Escalation:
 
 @dataclass(frozen=True)
 class Limits:
-    """Request size and timeouts; ``first_byte_timeout_s`` bounds headers plus the first chunk."""
+    """Sizes and timeouts, towards clients and towards upstreams.
+
+    Upstream side: ``first_byte_timeout_s`` bounds headers plus the first chunk, ``idle_timeout_s``
+    the silence between chunks, ``total_timeout_s`` all attempts plus streaming,
+    ``max_connections`` the pool per upstream, ``max_upstream_response_bytes`` an answer's size.
+    Client side: a client must send its headers within ``client_header_timeout_s`` and its body
+    within ``client_body_timeout_s`` (a slow client is cut off, answered 408 when possible); an
+    idle keep-alive connection closes after ``client_idle_timeout_s``; beyond
+    ``max_client_connections`` open connections or in-flight requests new ones get a 503.
+    Bodies larger than ``inline_body_bytes`` are parsed and routed in a pool of
+    ``route_workers`` threads so a heavy body never holds the event loop.
+    """
 
     max_body_bytes: int = 4 * 1024 * 1024
     connect_timeout_s: float = 5.0
@@ -82,6 +95,25 @@ class Limits:
     idle_timeout_s: float = 120.0
     total_timeout_s: float = 600.0
     max_connections: int = 512
+    max_upstream_response_bytes: int = 64 * 1024 * 1024
+    client_header_timeout_s: float = 10.0
+    client_body_timeout_s: float = 30.0
+    client_idle_timeout_s: float = 5.0
+    max_client_connections: int = 1024
+    inline_body_bytes: int = 16 * 1024
+    route_workers: int = 4
+
+
+INT_LIMITS = frozenset(
+    {
+        "max_body_bytes",
+        "max_connections",
+        "max_upstream_response_bytes",
+        "max_client_connections",
+        "inline_body_bytes",
+        "route_workers",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -158,6 +190,10 @@ class GatewayConfig:
     operating_point: str | float | None = None
     aliases: frozenset[str] = frozenset({"auto"})
     passthrough_upstream: str | None = None
+    passthrough_models: frozenset[str] | None = frozenset()
+    """Model names clients may call on the passthrough upstream; None (``["*"]``): any."""
+    passthrough_endpoints: tuple[str, ...] = ()
+    """Other OpenAI endpoints relayed to the passthrough upstream (``embeddings``, ...)."""
     escalation: Escalation = Escalation()
     limits: Limits = Limits()
     decision_log: DecisionLogConfig = DecisionLogConfig()
@@ -168,10 +204,16 @@ class GatewayConfig:
     gates: AnswerGates = field(default_factory=AnswerGates)
     overrides: Overrides = Overrides()
     recovery: Recovery = Recovery()
+    protect_metrics: bool = False
+    """Whether ``/metrics`` requires a client token too (``/healthz`` never does)."""
 
     @property
     def safe_tier(self) -> str:
         return self.policy.safe_tier
+
+    def passthrough_allows(self, model: str) -> bool:
+        """Whether ``model`` may be sent to the passthrough upstream."""
+        return self.passthrough_models is None or model in self.passthrough_models
 
     def target_for_model(self, model: str) -> TierTarget | None:
         """The tier whose model is ``model`` (explicit model names pass through to it)."""
@@ -187,11 +229,11 @@ class GatewayConfig:
         """Read and validate a YAML config file; ``environ`` defaults to ``os.environ``."""
         path = Path(path)
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+            raw = load_yaml_file(path)  # bounded: alias bombs and deep nesting fail fast
         except OSError as exc:
             raise GatewayConfigError(f"{path}: cannot read: {exc}") from exc
-        except yaml.YAMLError as exc:
-            raise GatewayConfigError(f"{path}: invalid YAML: {exc}") from exc
+        except YamlError as exc:
+            raise GatewayConfigError(f"invalid YAML: {exc}") from exc
         return cls.from_dict(raw, base_dir=path.parent, environ=environ)
 
     @classmethod
@@ -236,14 +278,9 @@ class GatewayConfig:
         tier_specs = _mapping(root.get("tiers"), "tiers")
         policy = _policy(policy_spec, tier_specs, base)
         tiers = _tiers(tier_specs, policy, upstreams)
-        passthrough = _mapping(root.get("passthrough", {}), "passthrough")
-        _known(passthrough, "passthrough", {"upstream"})
-        passthrough_upstream = passthrough.get("upstream")
-        if passthrough_upstream is not None and passthrough_upstream not in upstreams:
-            raise GatewayConfigError(
-                f"passthrough.upstream: unknown upstream {passthrough_upstream!r}; "
-                f"defined: {sorted(upstreams)}"
-            )
+        passthrough_upstream, passthrough_models, passthrough_endpoints = _passthrough(
+            root.get("passthrough", {}), upstreams
+        )
         aliases = root.get("aliases", ["auto"])
         if (
             not isinstance(aliases, list)
@@ -255,6 +292,7 @@ class GatewayConfig:
         if clash:
             raise GatewayConfigError(f"aliases: {clash} are also tier model names")
         model_dir = router.get("model_dir")
+        auth = _mapping(root.get("auth", {}), "auth")
         operating_point = router.get("operating_point")
         if operating_point is not None and (
             isinstance(operating_point, bool) or not isinstance(operating_point, str | int | float)
@@ -280,13 +318,24 @@ class GatewayConfig:
             operating_point=operating_point,
             aliases=frozenset(aliases),
             passthrough_upstream=passthrough_upstream,
+            passthrough_models=passthrough_models,
+            passthrough_endpoints=passthrough_endpoints,
             escalation=_escalation(root.get("escalation", {})),
             limits=_limits(root.get("limits", {})),
             decision_log=_decision_log(root.get("decision_log", {}), base),
-            client_tokens=_client_tokens(root.get("auth", {}), env),
             pricing=_pricing(root.get("pricing", {}), base),
             shadow=_shadow(root.get("shadow", {})),
+            client_tokens=_client_tokens(auth, env),
+            protect_metrics=_bool(auth.get("protect_metrics", False), "auth.protect_metrics"),
         )
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters: config errors never echo a whole value."""
+    if isinstance(value, Mapping | list) and len(value) > 20:
+        return f"<{type(value).__name__} of {len(value)} items>"
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} chars)"
 
 
 def _mapping(value: Any, where: str) -> Mapping[str, Any]:
@@ -300,13 +349,13 @@ def _known(section: Mapping[str, Any], where: str, allowed: set[str]) -> None:
     unknown = set(section) - allowed
     if unknown:
         raise GatewayConfigError(
-            f"{where}: unknown keys {sorted(unknown)}; known: {sorted(allowed)}"
+            f"{where}: unknown keys {_shown(sorted(map(str, unknown)))}; known: {sorted(allowed)}"
         )
 
 
 def _str(value: Any, where: str) -> str:
     if not isinstance(value, str) or not value:
-        raise GatewayConfigError(f"{where}: expected a non-empty string, got {value!r}")
+        raise GatewayConfigError(f"{where}: expected a non-empty string, got {_shown(value)}")
     return value
 
 
@@ -318,20 +367,62 @@ def _int(value: Any, where: str, low: int, high: int | None = None) -> int:
         or (high is not None and value > high)
     ):
         bound = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise GatewayConfigError(f"{where}: expected an integer {bound}, got {value!r}")
+        raise GatewayConfigError(f"{where}: expected an integer {bound}, got {_shown(value)}")
     return value
 
 
 def _seconds(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise GatewayConfigError(f"{where}: expected a positive number of seconds, got {value!r}")
+        raise GatewayConfigError(
+            f"{where}: expected a positive number of seconds, got {_shown(value)}"
+        )
     return float(value)
 
 
 def _bool(value: Any, where: str) -> bool:
     if not isinstance(value, bool):
-        raise GatewayConfigError(f"{where}: expected true or false, got {value!r}")
+        raise GatewayConfigError(f"{where}: expected true or false, got {_shown(value)}")
     return value
+
+
+PASSTHROUGH_ENDPOINTS = ("embeddings", "completions", "responses")
+"""OpenAI endpoints besides chat that the gateway can relay unrouted to the passthrough upstream."""
+
+
+def _passthrough(
+    raw: Any, upstreams: Mapping[str, Upstream]
+) -> tuple[str | None, frozenset[str] | None, tuple[str, ...]]:
+    """Where explicit model names go, which names are allowed, and which endpoints are relayed.
+
+    Passthrough spends the operator's key on the client's choice of model, so it takes an
+    explicit allowlist (``models: ["*"]`` opts into any name).
+    """
+    spec = _mapping(raw, "passthrough")
+    _known(spec, "passthrough", {"upstream", "models", "endpoints"})
+    upstream = spec.get("upstream")
+    if upstream is None:
+        if spec:
+            raise GatewayConfigError("passthrough: models and endpoints need an upstream")
+        return None, frozenset(), ()
+    if upstream not in upstreams:
+        raise GatewayConfigError(
+            f"passthrough.upstream: unknown upstream {_shown(upstream)}; "
+            f"defined: {sorted(upstreams)}"
+        )
+    models = spec.get("models")
+    if not isinstance(models, list) or not all(isinstance(m, str) and m for m in models):
+        raise GatewayConfigError(
+            "passthrough.models: list the model names clients may call through the passthrough "
+            f'upstream on its key (["*"] allows any), got {_shown(models)}'
+        )
+    endpoints = spec.get("endpoints", list(PASSTHROUGH_ENDPOINTS))
+    if not isinstance(endpoints, list) or not all(e in PASSTHROUGH_ENDPOINTS for e in endpoints):
+        raise GatewayConfigError(
+            f"passthrough.endpoints: expected a list from {list(PASSTHROUGH_ENDPOINTS)}, "
+            f"got {_shown(endpoints)}"
+        )
+    allowed = None if "*" in models else frozenset(models)
+    return upstream, allowed, tuple(dict.fromkeys(endpoints))
 
 
 def _upstreams(raw: Any, env: Mapping[str, str]) -> dict[str, Upstream]:
@@ -349,13 +440,17 @@ def _upstreams(raw: Any, env: Mapping[str, str]) -> dict[str, Upstream]:
             )
         _known(spec, where, {"base_url", "base_url_env", "api_key_env", "headers"})
         base_url = _str(spec.get("base_url"), f"{where}.base_url") if "base_url" in spec else None
+        variable, from_env = None, False
         if "base_url_env" in spec:
             variable = _str(spec["base_url_env"], f"{where}.base_url_env")
+            from_env = bool(env.get(variable))
             base_url = env.get(variable) or base_url
         if not base_url:
             raise GatewayConfigError(f"{where}: set base_url (or base_url_env to a set variable)")
         if not base_url.startswith(("http://", "https://")):
-            raise GatewayConfigError(f"{where}.base_url: expected an http(s) URL, got {base_url!r}")
+            raise GatewayConfigError(
+                f"{where}.base_url: expected an http(s) URL, got {_shown(base_url)}"
+            )
         api_key = None
         key_env = spec.get("api_key_env")
         if key_env is not None:
@@ -374,6 +469,8 @@ def _upstreams(raw: Any, env: Mapping[str, str]) -> dict[str, Upstream]:
             api_key,
             key_env,
             {str(k): str(v) for k, v in headers.items()},
+            variable,
+            from_env,
         )
     return upstreams
 
@@ -435,12 +532,13 @@ def _escalation(raw: Any) -> Escalation:
     ):
         raise GatewayConfigError(
             f"escalation.chain: expected distinct tiers from {list(TIERS)} in that order, "
-            f"got {chain!r}"
+            f"got {_shown(chain)}"
         )
     retry_on = spec.get("retry_on", list(RETRY_REASONS))
     if not isinstance(retry_on, list) or not all(r in RETRY_REASONS for r in retry_on):
         raise GatewayConfigError(
-            f"escalation.retry_on: expected a list from {list(RETRY_REASONS)}, got {retry_on!r}"
+            f"escalation.retry_on: expected a list from {list(RETRY_REASONS)}, "
+            f"got {_shown(retry_on)}"
         )
     return Escalation(
         tuple(chain),
@@ -455,8 +553,8 @@ def _limits(raw: Any) -> Limits:
     _known(spec, "limits", set(defaults.__dataclass_fields__))
     values: dict[str, Any] = {}
     for key, value in spec.items():
-        if key in ("max_body_bytes", "max_connections"):
-            values[key] = _int(value, f"limits.{key}", 1)
+        if key in INT_LIMITS:
+            values[key] = _int(value, f"limits.{key}", 0 if key == "inline_body_bytes" else 1)
         else:
             values[key] = _seconds(value, f"limits.{key}")
     return Limits(**values)
@@ -483,7 +581,7 @@ def _decision_log(raw: Any, base: Path) -> DecisionLogConfig:
 
 def _client_tokens(raw: Any, env: Mapping[str, str]) -> frozenset[str]:
     spec = _mapping(raw, "auth")
-    _known(spec, "auth", {"client_tokens_env"})
+    _known(spec, "auth", {"client_tokens_env", "protect_metrics"})
     variable = spec.get("client_tokens_env")
     if variable is None:
         return frozenset()

@@ -37,7 +37,7 @@ from typing import Any
 from router_ml.gateway.config import Escalation, TierTarget
 from router_ml.gateway.gates import GateVerdict
 from router_ml.gateway.redact import redact
-from router_ml.gateway.upstream import UpstreamFailure, UpstreamPool, UpstreamReply
+from router_ml.gateway.upstream import CHAT_PATH, UpstreamFailure, UpstreamPool, UpstreamReply
 
 GATE_FAILURE = "gate"
 """The failure kind of an attempt whose answer an answer gate rejected."""
@@ -157,6 +157,8 @@ class UpstreamCall:
     raw_body: bytes
     stream: bool
     headers: Mapping[str, str] = field(default_factory=dict)
+    path: str = CHAT_PATH
+    """The upstream endpoint, relative to its base URL."""
 
     def body_for(self, target: TierTarget) -> bytes:
         if self.payload is None:
@@ -215,7 +217,12 @@ async def _attempt(
     else:
         try:
             reply = await pool.open(
-                target.upstream, call.body_for(target), call.stream, timeout, call.headers
+                target.upstream,
+                call.body_for(target),
+                call.stream,
+                timeout,
+                call.headers,
+                call.path,
             )
         except UpstreamFailure as exc:
             attempt.failure, attempt.detail = exc.reason, redact(exc.detail)

@@ -15,8 +15,10 @@ otherwise. Answered requests may be sampled for a background replay one tier dow
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -25,8 +27,8 @@ from starlette.responses import JSONResponse, Response
 
 from router_ml.errors import InvalidRequest
 from router_ml.features import FEATURE_SCHEMA
-from router_ml.gateway.answers import Rejected, error_body, invalid
-from router_ml.gateway.config import Escalation, TierTarget
+from router_ml.gateway.answers import Rejected, bounded, error_body, invalid
+from router_ml.gateway.config import Escalation, GatewayConfig, TierTarget
 from router_ml.gateway.escalation import (
     GATE_FAILURE,
     Attempt,
@@ -34,11 +36,13 @@ from router_ml.gateway.escalation import (
     Outcome,
     UpstreamCall,
     call_with_escalation,
+    error_message,
 )
 from router_ml.gateway.gating import RequestGate
 from router_ml.gateway.overrides import NO_OVERRIDE, Override, read_override, strip_router_fields
 from router_ml.gateway.prom import CONTENT_TYPE
 from router_ml.gateway.record import RequestRecord, logger
+from router_ml.gateway.redact import redact
 from router_ml.gateway.relay import StreamRelay
 from router_ml.gateway.shadow import answer_message
 from router_ml.gateway.upstream import SseUsageScanner, usage_from_body
@@ -48,8 +52,12 @@ from router_ml.router import FALLBACK_SOURCE, Decision
 if TYPE_CHECKING:
     from router_ml.gateway.app import Gateway
 
-FAILURE_STATUS = {"timeout": 504, "connection": 502}
-FAILURE_CODE = {"timeout": "upstream_timeout", "connection": "upstream_unreachable"}
+FAILURE_STATUS = {"timeout": 504, "connection": 502, "too_large": 502}
+FAILURE_CODE = {
+    "timeout": "upstream_timeout",
+    "connection": "upstream_unreachable",
+    "too_large": "upstream_response_too_large",
+}
 
 
 OVERRIDE_SOURCE = "override"
@@ -84,10 +92,16 @@ class Decider:
         self.gateway = gateway
 
     def parse(self, payload: Mapping[str, Any]) -> ChatRequest:
+        """The validated request; any failure of the parser is caused by the body: a 400."""
         try:
             return parse_request(dict(payload))
         except InvalidRequest as exc:
             raise invalid(exc) from exc
+        except Exception as exc:  # a parser gap: still the client's input, never a 500
+            logger.error("request parser failed on a body (%s: %s)", type(exc).__name__, exc)
+            self.gateway.metrics.errors.inc("parse")
+            problem = f"cannot be parsed ({type(exc).__name__}: {exc})"[:300]
+            raise invalid(InvalidRequest("body", problem)) from exc
 
     def override(self, request: Request, payload: Mapping[str, Any]) -> Override:
         """The tier or operating point the client pins for this request (validated)."""
@@ -187,18 +201,7 @@ class ChatCompletions:
         gateway.intake.authorize(request)
         raw = await gateway.intake.read_body(request)
         payload = gateway.intake.json_object(raw)
-        model = payload.get("model")
-        if not isinstance(model, str) or not model:
-            raise Rejected(
-                400,
-                "invalid_request",
-                error_body(
-                    f"model: expected a model name or one of the routing aliases "
-                    f"{sorted(config.aliases)}",
-                    param="model",
-                    code="invalid_value",
-                ),
-            )
+        model = check_model_name(payload.get("model"), config.aliases)
         stream = payload.get("stream") is True
         record.data.update(requested_model=model, stream=stream)
         deadline = time.monotonic() + config.limits.total_timeout_s
@@ -250,24 +253,34 @@ class ChatCompletions:
             failure = outcome.failure or "connection"
             gateway.metrics.errors.inc(f"upstream_{failure}")
             raise Rejected(
-                FAILURE_STATUS[failure],
+                FAILURE_STATUS.get(failure, 502),
                 f"upstream_{failure}",
                 error_body(
                     f"upstream {outcome.target.upstream} ({outcome.target.model}) failed: "
                     f"{outcome.attempts[-1].detail}",
                     kind="upstream_error",
-                    code=FAILURE_CODE[failure],
+                    code=FAILURE_CODE.get(failure, "upstream_error"),
                 ),
                 headers,
             )
-        raw_headers = _raw(headers) + reply.headers
+        if reply.complete and reply.status in CREDENTIAL_STATUSES:
+            await reply.aclose()
+            raise credentials_refused(gateway, outcome, reply.status, headers)
+        raw_headers = header_pairs(headers) + reply.headers
         replayed = (
             reply.status < 400
             and outcome.failure is None
             and gateway.shadow.maybe_replay(record, payload, outcome.target)
         )
         if not reply.complete:
-            return StreamRelay(record, outcome, raw_headers, deadline, gateway.metrics)
+            return StreamRelay(
+                record,
+                outcome,
+                raw_headers,
+                deadline,
+                gateway.metrics,
+                config.limits.max_upstream_response_bytes,
+            )
         await reply.aclose()
         record.data["usage"] = _usage(reply.body, reply.content_type)
         if replayed and config.decision_log.include_prompts:
@@ -278,7 +291,8 @@ class ChatCompletions:
         else:
             result = "gate_failed" if outcome.failure == GATE_FAILURE else "ok"
         record.settle(reply.status, result)
-        response = Response(reply.body, status_code=reply.status)
+        body = redacted_error_body(reply.body) if reply.status >= 400 else reply.body
+        response = Response(body, status_code=reply.status)
         response.raw_headers.extend(raw_headers)
         return response
 
@@ -318,19 +332,7 @@ class ChatCompletions:
         target = config.target_for_model(model)
         if target is not None:
             return target
-        upstream = config.passthrough_upstream
-        if upstream is None:
-            raise Rejected(
-                404,
-                "model_not_found",
-                error_body(
-                    f"model {model!r} is neither a routing alias {sorted(config.aliases)} "
-                    "nor a configured tier model, and no passthrough upstream is configured",
-                    param="model",
-                    code="model_not_found",
-                ),
-            )
-        return TierTarget("none", model, upstream)
+        return passthrough_target(config, model)
 
     def _count_attempt(self, attempt: Attempt, next_tier: str | None) -> None:
         metrics = self.gateway.metrics
@@ -414,7 +416,9 @@ class Metrics:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
 
-    async def __call__(self, _request: Request, record: RequestRecord) -> Response:
+    async def __call__(self, request: Request, record: RequestRecord) -> Response:
+        if self.gateway.config.protect_metrics:
+            self.gateway.intake.authorize(request)
         record.settle(200, "ok")
         return Response(self.gateway.metrics.render(), media_type=CONTENT_TYPE)
 
@@ -428,5 +432,213 @@ def _usage(body: bytes, content_type: str) -> dict[str, Any] | None:
     return scanner.usage
 
 
-def _raw(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+MAX_MODEL_NAME_CHARS = 256
+
+
+def check_model_name(model: Any, aliases: Any) -> str:
+    """The requested model name, refused with a 400 unless it is safe to put in a header.
+
+    A name with CR, LF, NUL or another control character, or one that Latin-1 (the HTTP header
+    charset) cannot carry, would otherwise break or smuggle a response header.
+    """
+    if not isinstance(model, str) or not model:
+        raise Rejected(
+            400,
+            "invalid_request",
+            error_body(
+                f"model: expected a model name or one of the routing aliases {sorted(aliases)}",
+                param="model",
+                code="invalid_value",
+            ),
+        )
+    if (
+        len(model) > MAX_MODEL_NAME_CHARS
+        or not model.isprintable()
+        or not all(ord(c) < 256 for c in model)
+    ):
+        raise Rejected(
+            400,
+            "invalid_request",
+            error_body(
+                f"model: expected at most {MAX_MODEL_NAME_CHARS} printable Latin-1 characters "
+                "(no control characters)",
+                param="model",
+                code="invalid_value",
+            ),
+        )
+    return model
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A request ready to be sent: where to first, what to send, how to escalate."""
+
+    first: TierTarget
+    call: UpstreamCall
+    source: str
+    escalation: Escalation | None
+
+
+def passthrough_target(config: GatewayConfig, model: str) -> TierTarget:
+    """The passthrough upstream for an allowed explicit model name, else a 404."""
+    upstream = config.passthrough_upstream
+    if upstream is None or not config.passthrough_allows(model):
+        why = (
+            "no passthrough upstream is configured"
+            if upstream is None
+            else "it is not in the passthrough allowlist"
+        )
+        raise Rejected(
+            404,
+            "model_not_found",
+            error_body(
+                f"model {bounded(model, 100)!r} is neither a routing alias "
+                f"{sorted(config.aliases)} nor a configured tier model, and {why}",
+                param="model",
+                code="model_not_found",
+            ),
+        )
+    return TierTarget("none", model, upstream)
+
+
+class PassthroughEndpoint:
+    """``POST /v1/embeddings``, ``/v1/completions``, ``/v1/responses``: relayed unrouted.
+
+    The body goes byte for byte to the passthrough upstream's same endpoint, for the allowed
+    models only; streams are relayed like chat streams. Nothing is escalated.
+    """
+
+    def __init__(self, gateway: Gateway, endpoint: str) -> None:
+        self.gateway = gateway
+        self.path = f"/{endpoint}"
+
+    async def __call__(self, request: Request, record: RequestRecord) -> Response:
+        gateway = self.gateway
+        gateway.intake.authorize(request)
+        raw = await gateway.intake.read_body(request)
+        prepared = await gateway.offload(len(raw), self.prepare, raw, record)
+        return await proxy(gateway, record, prepared)
+
+    def prepare(self, raw: bytes, record: RequestRecord) -> Prepared:
+        config = self.gateway.config
+        payload = self.gateway.intake.json_object(raw)
+        model = check_model_name(payload.get("model"), ())
+        stream = payload.get("stream") is True
+        record.data.update(requested_model=model, stream=stream)
+        if config.decision_log.include_prompts:
+            record.data["request"] = payload
+        call = UpstreamCall(None, raw, stream, {"x-router-request-id": record.id}, path=self.path)
+        return Prepared(passthrough_target(config, model), call, "passthrough", None)
+
+
+async def proxy(gateway: Gateway, record: RequestRecord, prepared: Prepared) -> Response:
+    """Send a prepared request along its escalation plan and answer with the outcome."""
+    limits = gateway.config.limits
+    deadline = time.monotonic() + limits.total_timeout_s
+    plan = EscalationPlan(
+        prepared.first,
+        gateway.config.tiers,
+        prepared.escalation,
+        deadline,
+        limits.first_byte_timeout_s,
+    )
+    outcome = await call_with_escalation(
+        gateway.pool,
+        plan,
+        prepared.call,
+        lambda a, t: count_attempt(gateway, a, t),
+        gateway.check_answer,
+    )
+    record.note_upstream(outcome)
+    headers = decision_headers(
+        record, outcome.target.tier, outcome.target.model, prepared.source, outcome.escalated
+    )
+    reply = outcome.reply
+    if reply is None:
+        failure = outcome.failure or "connection"
+        gateway.metrics.errors.inc(f"upstream_{failure}")
+        raise Rejected(
+            FAILURE_STATUS.get(failure, 502),
+            f"upstream_{failure}",
+            error_body(
+                f"upstream {outcome.target.upstream} ({outcome.target.model}) failed: "
+                f"{outcome.attempts[-1].detail}",
+                kind="upstream_error",
+                code=FAILURE_CODE.get(failure, "upstream_error"),
+            ),
+            headers,
+        )
+    if reply.complete and reply.status in CREDENTIAL_STATUSES:
+        await reply.aclose()
+        raise credentials_refused(gateway, outcome, reply.status, headers)
+    raw_headers = header_pairs(headers) + reply.headers
+    if not reply.complete:
+        return StreamRelay(
+            record,
+            outcome,
+            raw_headers,
+            deadline,
+            gateway.metrics,
+            limits.max_upstream_response_bytes,
+        )
+    await reply.aclose()
+    record.data["usage"] = usage_from_body(reply.body)
+    body = reply.body
+    if reply.status >= 400:
+        gateway.metrics.errors.inc(f"upstream_{outcome.failure}")
+        body = redacted_error_body(body)
+    record.settle(reply.status, "ok" if reply.status < 400 else "upstream_error")
+    response = Response(body, status_code=reply.status)
+    response.raw_headers.extend(raw_headers)
+    return response
+
+
+def credentials_refused(
+    gateway: Gateway, outcome: Any, status: int, headers: Mapping[str, str]
+) -> Rejected:
+    """The 502 that replaces an upstream 401/403: that body is about the operator's key."""
+    gateway.metrics.errors.inc("upstream_credentials")
+    return Rejected(
+        502,
+        "upstream_credentials",
+        error_body(
+            f"upstream {outcome.target.upstream} refused the gateway's credentials "
+            f"(HTTP {status}); the operator must check its API key",
+            kind="upstream_error",
+            code="upstream_credentials",
+        ),
+        headers,
+    )
+
+
+CREDENTIAL_STATUSES = frozenset({401, 403})
+"""Upstream statuses about the operator's key: never relayed verbatim to a client."""
+
+
+def redacted_error_body(body: bytes) -> bytes:
+    """An upstream error body as relayed: unchanged unless it quotes something key-like."""
+    text = body.decode("utf-8", errors="replace")
+    if redact(text) == text:
+        return body
+    return json.dumps(
+        error_body(redact(error_message(body)), kind="upstream_error", code="upstream_error")
+    ).encode()
+
+
+def count_attempt(gateway: Gateway, attempt: Attempt, next_tier: str | None) -> None:
+    metrics = gateway.metrics
+    metrics.upstream_latency.observe(
+        attempt.latency_ms / 1e3, attempt.tier, attempt.failure or "ok"
+    )
+    if next_tier is not None:
+        metrics.escalations.inc(attempt.tier, next_tier, attempt.failure or "")
+
+
+def header_pairs(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Raw ASGI header pairs; any character a header cannot carry becomes ``?``."""
+    return [(k.encode("latin-1"), _header_safe(v)) for k, v in headers.items()]
+
+
+def _header_safe(value: str) -> bytes:
+    clean = "".join(c if c.isprintable() and ord(c) < 256 else "?" for c in value)
+    return clean.encode("latin-1")

@@ -11,6 +11,7 @@ import hmac
 from collections.abc import Collection
 from typing import Any
 
+import anyio
 from starlette.requests import ClientDisconnect, Request
 
 from router_ml.errors import InvalidRequest
@@ -27,11 +28,16 @@ class Intake:
         Accepted bearer tokens; empty disables authentication.
     max_body_bytes : int
         The largest body read; a larger one is a 413 before it is buffered.
+    body_timeout_s : float
+        The longest a client may take to send its body (slowloris): then a 408.
     """
 
-    def __init__(self, client_tokens: Collection[str], max_body_bytes: int) -> None:
+    def __init__(
+        self, client_tokens: Collection[str], max_body_bytes: int, body_timeout_s: float
+    ) -> None:
         self._tokens = [t.encode() for t in client_tokens]
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
 
     def authorize(self, request: Request) -> None:
         if not self._tokens:
@@ -64,11 +70,23 @@ class Intake:
             raise too_large
         chunks, size = [], 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise too_large
-                chunks.append(chunk)
+            with anyio.fail_after(self.body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_large
+                    chunks.append(chunk)
+        except TimeoutError as exc:
+            raise Rejected(
+                408,
+                "body_timeout",
+                error_body(
+                    f"request body not received within {self.body_timeout_s:g}s",
+                    param="body",
+                    code="request_timeout",
+                ),
+                {"connection": "close"},
+            ) from exc
         except ClientDisconnect as exc:
             raise Rejected(
                 499,
@@ -85,6 +103,8 @@ class Intake:
             payload = load_json_body(raw)
         except InvalidRequest as exc:
             raise invalid(exc) from exc
+        except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
+            raise invalid(InvalidRequest("body", f"unreadable JSON ({exc})"[:200])) from exc
         if not isinstance(payload, dict):
             raise invalid(
                 InvalidRequest("body", f"expected a JSON object, got {type(payload).__name__}")

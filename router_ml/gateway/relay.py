@@ -31,8 +31,10 @@ class StreamRelay:
         headers: list[tuple[bytes, bytes]],
         deadline: float,
         metrics: GatewayMetrics,
+        max_bytes: int,
     ) -> None:
         self.record, self.outcome, self.metrics = record, outcome, metrics
+        self.max_bytes = max_bytes
         self.headers, self.deadline = headers, deadline
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -59,8 +61,14 @@ class StreamRelay:
                 group.start_soon(watch_disconnect, group.cancel_scope)
                 result = "ok"
                 try:
+                    relayed = len(reply.body)
                     with anyio.fail_after(max(self.deadline - time.monotonic(), 0.0)):
                         async for chunk in reply.rest():
+                            relayed += len(chunk)
+                            if relayed > self.max_bytes:
+                                result = "stream_interrupted"
+                                detail = f"upstream stream exceeds {self.max_bytes} bytes"
+                                break
                             usage.feed(chunk)
                             self._log_if_done(chunk, status, usage)
                             await send(

@@ -34,9 +34,16 @@ HOP_BY_HOP = frozenset(
         b"content-length",
         b"content-encoding",
         b"set-cookie",
+        b"date",
+        b"server",
     }
 )
-"""Upstream response headers the proxy does not relay (the ASGI server frames the body itself)."""
+"""Upstream response headers the proxy does not relay: the ASGI server frames the body and sends
+its own ``date`` and ``server`` (relaying them too would duplicate them), and cookies are the
+upstream's business with the operator, not with clients. ``x-router-*`` headers are dropped too:
+only this gateway speaks for the router."""
+ROUTER_HEADER_PREFIX = b"x-router-"
+CHAT_PATH = "/chat/completions"
 
 
 class UpstreamFailure(Exception):
@@ -130,11 +137,9 @@ class UpstreamPool:
             max_connections=limits.max_connections, max_keepalive_connections=limits.max_connections
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._base_urls = {name: upstream.base_url for name, upstream in upstreams.items()}
         # Parsed once: httpx would otherwise parse and join the URL on every request.
-        self._urls = {
-            name: httpx.URL(upstream.base_url + "/chat/completions")
-            for name, upstream in upstreams.items()
-        }
+        self._urls: dict[tuple[str, str], httpx.URL] = {}
         for name, upstream in upstreams.items():
             headers = {
                 "content-type": "application/json",
@@ -159,23 +164,26 @@ class UpstreamPool:
         stream: bool,
         timeout_s: float,
         extra_headers: Mapping[str, str] | None = None,
+        path: str = CHAT_PATH,
     ) -> UpstreamReply:
-        """POST ``body`` to the upstream's ``/chat/completions`` and wait for the answer to start.
+        """POST ``body`` to the upstream's ``path`` and wait for the answer to start.
 
-        Raises ``UpstreamFailure`` when it does not start within ``timeout_s`` or the connection
-        fails; an HTTP error status is a reply, not a failure.
+        Raises ``UpstreamFailure`` when it does not start within ``timeout_s``, the connection
+        fails (``timeout``, ``connection``) or a whole answer exceeds
+        ``limits.max_upstream_response_bytes`` (``too_large``); an HTTP error status is a reply.
         """
         client = self._clients[upstream]
-        request = client.build_request(
-            "POST", self._urls[upstream], content=body, headers=extra_headers
-        )
+        url = self._urls.get((upstream, path))
+        if url is None:
+            url = self._urls[(upstream, path)] = httpx.URL(self._base_urls[upstream] + path)
+        request = client.build_request("POST", url, content=body, headers=extra_headers)
         start = time.perf_counter()
         response: httpx.Response | None = None
         try:
             with anyio.fail_after(timeout_s):
                 response = await client.send(request, stream=True)
                 if not stream or response.status_code >= 400 or not _is_event_stream(response):
-                    data = await response.aread()
+                    data = await _read_bounded(response, self.limits.max_upstream_response_bytes)
                     return UpstreamReply(
                         response.status_code,
                         _relayable(response),
@@ -207,7 +215,7 @@ class UpstreamPool:
         except httpx.TransportError as exc:
             await _close(response)
             raise UpstreamFailure("connection", f"{type(exc).__name__}: {exc}") from exc
-        except BaseException:
+        except BaseException:  # includes UpstreamFailure("too_large")
             await _close(response)
             raise
 
@@ -216,13 +224,31 @@ class UpstreamPool:
             await client.aclose()
 
 
+async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
+    """The whole body, refusing one over ``limit`` bytes before it is held in memory."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UpstreamFailure("too_large", f"answer of {declared} bytes exceeds {limit}")
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamFailure("too_large", f"answer exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _is_event_stream(response: httpx.Response) -> bool:
     return response.headers.get("content-type", "").startswith("text/event-stream")
 
 
 def _relayable(response: httpx.Response) -> list[tuple[bytes, bytes]]:
     pairs = ((name.lower(), value) for name, value in response.headers.raw)
-    return [(name, value) for name, value in pairs if name not in HOP_BY_HOP]
+    return [
+        (name, value)
+        for name, value in pairs
+        if name not in HOP_BY_HOP and not name.startswith(ROUTER_HEADER_PREFIX)
+    ]
 
 
 async def _close(response: httpx.Response | None) -> None:

@@ -19,7 +19,8 @@ import uvicorn
 from fake_upstream import FakeUpstream
 
 from router_ml.gateway.app import Gateway
-from router_ml.gateway.config import GatewayConfig
+from router_ml.gateway.config import GatewayConfig, Limits
+from router_ml.gateway.server import server_config
 
 TIER_MODELS = {"economy": "eco-model", "standard": "std-model", "premium": "pro-model"}
 FORCE_RULES = [
@@ -45,7 +46,7 @@ def config_dict(
         "tiers": {
             tier: {"upstream": "fake", "model": model} for tier, model in TIER_MODELS.items()
         },
-        "passthrough": {"upstream": "fake"},
+        "passthrough": {"upstream": "fake", "models": ["some-real-model", "outside-model"]},
         "limits": {
             "connect_timeout_s": 1.0,
             "first_byte_timeout_s": 1.0,
@@ -75,12 +76,13 @@ class RunningGateway:
 class ServerThread:
     """uvicorn in a daemon thread on an already-bound loopback socket; stops on ``stop``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, limits: Limits | None = None) -> None:
         self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.socket.bind(("127.0.0.1", 0))
         self.port = self.socket.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+        config = server_config(app, limits or Limits(), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
         )
@@ -119,7 +121,7 @@ def start_gateway(
 ) -> tuple[RunningGateway, ServerThread]:
     """Serve ``config`` on a loopback port; the caller stops the returned server."""
     gateway = Gateway(GatewayConfig.from_dict(config, base_dir=tmp_path, environ=environ or {}))
-    server = ServerThread(gateway.app).start()
+    server = ServerThread(gateway.app, gateway.config.limits).start()
     running = RunningGateway(
         gateway, f"http://127.0.0.1:{server.port}", Path(config["decision_log"]["path"])
     )

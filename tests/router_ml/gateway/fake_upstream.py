@@ -24,6 +24,7 @@ from typing import Any
 BEHAVIOURS = (
     "ok",
     "400",
+    "401",
     "429",
     "500",
     "503",
@@ -226,6 +227,19 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _behave(self, behaviour: str, body: dict[str, Any]) -> None:
+        if behaviour == "401":  # what OpenAI answers a bad key: it quotes the key, masked
+            self._json(
+                401,
+                {
+                    "error": {
+                        "message": "Incorrect API key provided: sk-live-abc1****wxyz.",
+                        "type": "invalid_request_error",
+                        "code": "invalid_api_key",
+                    }
+                },
+                {"x-router-tier": "spoofed"},
+            )
+            return
         if behaviour in ("400", "429", "500", "503"):
             status = int(behaviour)
             headers = {"retry-after": "1"} if status == 429 else {}

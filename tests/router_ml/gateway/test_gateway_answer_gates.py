@@ -79,6 +79,7 @@ def example(fake: FakeUpstream, tiny_model_dir: Path, tmp_path: Path) -> Iterato
     raw["decision_log"]["path"] = str(tmp_path / "decisions.jsonl")
     raw["router"]["model_dir"] = str(tiny_model_dir)
     raw["server"]["port"] = 0
+    del raw["auth"]  # the example turns client auth on; these tests are about gates
     running, server = start_gateway(
         raw,
         REPO / "examples",

@@ -33,7 +33,11 @@ def test_check_validates_and_exits(
         tmp_path / "gw.yaml", config_dict(fake.base_url, tiny_model_dir, tmp_path / "d.jsonl")
     )
     assert main(["serve", "--config", str(config), "--check"]) == 0
-    assert "economy=eco-model@fake" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "tier economy: eco-model @ fake" in out and str(tiny_model_dir.resolve()) in out
+    assert f"upstream fake: {fake.base_url}, no key" in out
+    assert f"decision log: {(tmp_path / 'd.jsonl').resolve()}" in out
+    assert "client auth: OFF" in out and "WARNING" not in out
 
 
 def test_bad_config_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

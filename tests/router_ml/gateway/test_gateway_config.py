@@ -152,7 +152,8 @@ def test_escalation_chain_skips_to_the_next_listed_tier() -> None:
 
 def test_example_config_is_valid() -> None:
     example = Path(__file__).resolve().parents[3] / "examples" / "gateway.yaml"
-    config = GatewayConfig.load(example, environ={"OPENAI_API_KEY": "sk-test"})
+    env = {"OPENAI_API_KEY": "sk-test", "ROUTER_ML_CLIENT_TOKENS": "t1,t2"}
+    config = GatewayConfig.load(example, environ=env)
     assert config.port == 8080 and "auto" in config.aliases
     assert config.upstreams["openai"].base_url == "https://api.openai.com/v1"
 
@@ -176,7 +177,7 @@ def test_gates_are_off_unless_configured_and_the_example_turns_structural_ones_o
     assert config.gates.judge is not None and config.gates.judge.upstream == "main"
     example = GatewayConfig.load(
         Path(__file__).resolve().parents[3] / "examples" / "gateway.yaml",
-        environ={"OPENAI_API_KEY": "x"},
+        environ={"OPENAI_API_KEY": "x", "ROUTER_ML_CLIENT_TOKENS": "t"},
     )
     assert set(example.gates.names) >= {"json", "tools", "truncation", "empty"}
     assert example.gates.judge is None
