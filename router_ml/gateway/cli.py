@@ -51,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write one traffic record per logged request that has evidence, in the "
         "format `router-ml train` reads. The log must have been written with "
         "decision_log.include_prompts: true (training needs the request). Evidence: every "
-        "answer-gate verdict in the log (a failed gate = that tier was not enough; a pass = its "
-        "answer was structurally sound), and an optional outcomes file, one line per request: "
+        "answer-gate verdict in the log (a failed gate = that tier was not enough; a pass, next "
+        "to a failure, = the tier that fixed it), and an optional outcomes file, one line per "
+        "request: "
         '{"id": <x-router-request-id>, "tier": "economy|standard|premium"}, or {"id", '
         '"outcomes": {model: score}}, or {"id", "score": s} (the served model\'s score in '
         "[0, 1]). Evidence about served models is written per tier (tier_outcomes), so the "
@@ -77,6 +78,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="the gateway YAML: its tier models name the tier of models scored in the outcomes "
         "file that the log never served",
+    )
+    export.add_argument(
+        "--gate-passes",
+        action="store_true",
+        help="also use requests whose gates all passed (score 1 for the tier): by default a "
+        "pass counts only next to a failure, since every answer is gated and solo passes would "
+        "teach the router its own decisions back",
     )
     export.add_argument(
         "--no-gates",
@@ -224,6 +232,7 @@ def run_export(args: argparse.Namespace) -> int:
             source=args.source,
             tier_models=tier_models,
             use_gates=args.use_gates,
+            gate_passes=args.gate_passes,
         )
     except (OSError, ValueError) as exc:
         print(f"router-ml export-log: {exc}", file=sys.stderr)

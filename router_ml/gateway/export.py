@@ -8,7 +8,10 @@ Evidence comes from two places:
   "passed", "detail"}`` or null. A failed gate says "this tier was not enough for this request"
   (score 0 for that tier); a passed gate says the answer was structurally sound (score 1). Gates
   only check structure (JSON, tool arguments, truncation, refusals), so a judged outcome for the
-  same tier always wins over a gate verdict;
+  same tier always wins over a gate verdict. A pass counts only in a request where a gate also
+  failed (the escalation then says which tier fixed it): the gateway gates every answer, so solo
+  passes would label nearly every answer economy gave "economy was enough" and teach the router
+  its own decisions back. ``gate_passes=True`` (``--gate-passes``) uses them anyway;
 - **an outcomes file** (optional), keyed by the request id the gateway returned in
   ``x-router-request-id``:
 
@@ -212,6 +215,7 @@ def export_traffic(
     source: str = "gateway",
     tier_models: Mapping[str, str] | None = None,
     use_gates: bool = True,
+    gate_passes: bool = False,
 ) -> ExportReport:
     """Write a traffic record for every logged request with evidence; returns the report.
 
@@ -249,7 +253,8 @@ def export_traffic(
             if entry.get("endpoint") == REPLAY_ENDPOINT:
                 continue  # joined into the line of the request it replayed
             lines = [entry, *replays.pop(entry["id"], [])]
-            record, reason = _join(lines, outcomes, used, source, model_tiers, use_gates, report)
+            gates = _gate_evidence(lines, gate_passes) if use_gates else {}
+            record, reason = _join(lines, outcomes, used, source, model_tiers, gates, report)
             if record is None:
                 report.skipped[reason] += 1
                 continue
@@ -313,7 +318,7 @@ def _join(
     used: set[str],
     source: str,
     model_tiers: Mapping[str, str],
-    use_gates: bool,
+    gates: Mapping[str, float],
     report: ExportReport,
 ) -> tuple[dict[str, Any] | None, str]:
     """One record from a request's log line and its shadow replays (same request, lower tier).
@@ -323,10 +328,6 @@ def _join(
     """
     entry = lines[0]
     judged_lines = [(line, outcomes[line["id"]]) for line in lines if line["id"] in outcomes]
-    gates: dict[str, float] = {}
-    if use_gates:
-        for line in reversed(lines):
-            gates.update(gate_scores(line))
     if not judged_lines and not gates:
         return None, "no outcome and no gate verdict for the request"
     if entry["id"] in used:
@@ -361,6 +362,16 @@ def _join(
         report.gate_verdicts[f"{tier} {'passed' if score else 'failed'}"] += 1
     used.update(line["id"] for line in lines)
     return record, ""
+
+
+def _gate_evidence(lines: Sequence[Mapping[str, Any]], solo_passes: bool) -> dict[str, float]:
+    """Gate scores of a request and its replays (the served line wins for the same tier)."""
+    gates: dict[str, float] = {}
+    for line in reversed(lines):
+        gates.update(gate_scores(line))
+    if not solo_passes and all(score == 1.0 for score in gates.values()):
+        return {}
+    return gates
 
 
 def _judged(

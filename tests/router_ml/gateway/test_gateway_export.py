@@ -162,15 +162,19 @@ def test_gate_verdicts_are_labels_without_an_outcomes_file(tmp_path: Path) -> No
     records, read_report = read_traffic([tmp_path / "t.jsonl"], known_models=())
     assert read_report.n_bad == 0
     by_id = {r.id: r.tier_outcomes for r in records}
+    # A solo pass is left out: every answer is gated, so it would label the router's own choice.
     assert by_id == {
         "failed-then-passed": {"economy": 0.0, "standard": 1.0},
-        "passed": {"economy": 1.0},
         "failed-at-the-end": {"economy": 0.0},
     }
-    assert report.skipped == {"no outcome and no gate verdict for the request": 1}
-    assert report.gate_verdicts == {"economy failed": 2, "economy passed": 1, "standard passed": 1}
-    assert report.evidence == {"gates": 3}
+    assert report.skipped == {"no outcome and no gate verdict for the request": 2}
+    assert report.gate_verdicts == {"economy failed": 2, "standard passed": 1}
+    assert report.evidence == {"gates": 2}
     assert "gate verdicts used" in report.summary()
+    with_passes = export_traffic(tmp_path / "d.jsonl", None, tmp_path / "p.jsonl", gate_passes=True)
+    records, _ = read_traffic([tmp_path / "p.jsonl"], known_models=())
+    assert {r.id: r.tier_outcomes for r in records}["passed"] == {"economy": 1.0}
+    assert with_passes.written == 3
 
     # A judged outcome of the same tier wins over the structural gate; --no-gates ignores them.
     outcomes = write_jsonl(tmp_path / "o.jsonl", [{"id": "passed", "score": 0.0}])
@@ -238,6 +242,7 @@ def test_cli_reports_and_fails_when_nothing_joins(
         source="gateway",
         config=None,
         use_gates=True,
+        gate_passes=False,
     )
     assert run_export(args) == 1
     captured = capsys.readouterr()
