@@ -61,6 +61,65 @@ class OperatingPoint:
         )
 
 
+@dataclass(frozen=True)
+class EvaluationContract:
+    """How the model's labels, costs and split were defined: what an evaluation must reproduce.
+
+    Training writes it into ``metadata.json`` (``contract``); evaluation reads it from the model
+    it evaluates and never from its own defaults, so a model trained with another label rule,
+    output-token assumption or split is measured by its own. The training config is the one
+    place the defaults live.
+    """
+
+    label_per_tier: int
+    """Representative models per tier and source in the reference label rule."""
+    label_tolerance: float | None
+    """Label tolerance; None: 0 on pass/fail sources, 0.1 on graded ones."""
+    output_tokens_default: int
+    """Output tokens priced for a request without ``max_tokens``."""
+    split_fractions: tuple[float, float, float]
+    """Train / validation / test shares of the grouped split."""
+    split_seed: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "labels": {"per_tier": self.label_per_tier, "tolerance": self.label_tolerance},
+            "cost": {"output_tokens_default": self.output_tokens_default},
+            "split": {"fractions": list(self.split_fractions), "seed": self.split_seed},
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any]) -> EvaluationContract:
+        """The contract of a model's metadata.
+
+        Models written before the ``contract`` key carry the same values in their
+        ``training_config``; both are read, so older model directories still evaluate by their
+        own rules.
+        """
+        contract = metadata.get("contract")
+        if contract is not None:
+            labels, cost, split = contract["labels"], contract["cost"], contract["split"]
+            per_tier, tolerance = labels["per_tier"], labels["tolerance"]
+            output_tokens, fractions, seed = (
+                cost["output_tokens_default"],
+                split["fractions"],
+                split["seed"],
+            )
+        else:
+            config = metadata["training_config"]
+            per_tier, tolerance = config["labels"]["per_tier"], config["labels"]["tolerance"]
+            output_tokens = config["cost"]["assumed_output_tokens"]
+            fractions, seed = config["split"]["fractions"], config["seed"]
+        train, validation, test = (float(f) for f in fractions)
+        return cls(
+            label_per_tier=int(per_tier),
+            label_tolerance=None if tolerance is None else float(tolerance),
+            output_tokens_default=int(output_tokens),
+            split_fractions=(train, validation, test),
+            split_seed=int(seed),
+        )
+
+
 def parse_operating_point(value: str | None) -> str | float | None:
     """A command-line operating point: a number is a target under-routing rate, else a name."""
     if value is None:
@@ -172,17 +231,18 @@ class TierModel:
                     f"unknown operating point {shown(choice)}; "
                     f"known: {sorted(self.operating_points)}"
                 ) from None
-        targets = [
-            op for op in self.operating_points.values() if op.target_under_routing is not None
-        ]
-        eligible = [op for op in targets if op.target_under_routing <= choice + 1e-12]
+        targets = {
+            name: op.target_under_routing
+            for name, op in self.operating_points.items()
+            if op.target_under_routing is not None
+        }
+        eligible = {name: t for name, t in targets.items() if t <= choice + 1e-12}
         if not eligible:
-            stored = sorted(op.target_under_routing for op in targets)
             raise ValueError(
                 f"no stored operating point has a target under-routing <= {choice}; "
-                f"stored: {stored}"
+                f"stored: {sorted(targets.values())}"
             )
-        return max(eligible, key=lambda op: op.target_under_routing)
+        return self.operating_points[max(eligible, key=eligible.__getitem__)]
 
 
 def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
@@ -193,13 +253,26 @@ def read_metadata(directory: str | os.PathLike[str]) -> dict[str, Any]:
 def write_metadata(directory: str | os.PathLike[str], metadata: Mapping[str, Any]) -> Path:
     """Write ``metadata.json`` atomically (temporary file, then rename); returns its path.
 
-    A reader (a gateway reloading the model) never sees half a file.
+    A reader (a gateway reloading the model) never sees half a file. Values become plain JSON:
+    numpy scalars their Python twins, NaN and infinity null, so the file stays strict JSON.
     """
     path = Path(directory) / "metadata.json"
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(metadata, indent=1) + "\n", encoding="utf-8")
+    partial.write_text(json.dumps(_jsonable(metadata), indent=1) + "\n", encoding="utf-8")
     partial.replace(path)
     return path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _read_metadata(directory: Path) -> dict[str, Any]:

@@ -48,7 +48,7 @@ def test_eval_writes_report_json_markdown_and_plots(tmp_path, tiny_model, fixtur
     assert next(iter(by_name)) == "router-ml"
     assert by_name["oracle (label)"]["pooled"]["accuracy"] == 1.0
     premium = by_name["always-premium"]["pooled"]
-    assert premium["cost_relative"] == 1.0 and premium["quality_kept"] == 1.0
+    assert premium["cost_vs_premium"] == 1.0 and premium["quality_kept"] == 1.0
     assert by_name["always-economy"]["pooled"]["under_routing"] == pytest.approx(
         1 - report["label_shares"]["pooled"]["economy"]
     )
@@ -133,3 +133,22 @@ def test_bench_creates_its_folder_writes_report_md_and_logs_each_workload(
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("bench [")]
     assert len(lines) == 2 * 4  # 2 routers x (1 request file + 3 generated sizes)
     assert lines[0].startswith("bench [1/8] router-ml on shapes:")
+
+
+def test_the_cli_offers_exactly_the_registered_routers() -> None:
+    from router_ml_lab.evaluate.cli import ALL_BASELINES
+    from router_ml_lab.evaluate.registry import ROUTERS
+
+    assert list(ALL_BASELINES) == list(ROUTERS)
+
+
+def test_an_unknown_router_name_is_refused_with_the_known_ones(tiny_model) -> None:
+    from router_ml_lab.evaluate.baselines import load_learned_router
+    from router_ml_lab.evaluate.registry import RouterContext, build_routers
+
+    ctx = RouterContext(load_learned_router(str(tiny_model)), None, None, str(tiny_model), "x")
+    with pytest.raises(ValueError, match="always-economy"):
+        build_routers(["no-such-router"], ctx)
+    routers, skipped = build_routers(["oracle", "length"], ctx)
+    assert [r.name for r, _ in routers] == ["router-ml", "length heuristic"]
+    assert "oracle" in skipped

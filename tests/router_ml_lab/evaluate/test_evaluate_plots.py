@@ -10,7 +10,7 @@ from router_ml_lab.evaluate.savings import Savings
 
 
 def _summary(under: float, quality: float, cost: float) -> dict:
-    return {"n": 10, "under_routing": under, "quality_kept": quality, "cost_relative": cost}
+    return {"n": 10, "under_routing": under, "quality_kept": quality, "cost_vs_premium": cost}
 
 
 def _router(name: str, kind: str, point: tuple[float, float], hull: bool = False) -> dict:

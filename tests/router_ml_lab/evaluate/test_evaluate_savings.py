@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from router_ml_lab.evaluate.baselines import load_learned_router
-from router_ml_lab.evaluate.pipeline import load_eval_data
+from router_ml_lab.evaluate.pipeline import load_eval_data, model_contract
 from router_ml_lab.evaluate.savings import (
     Savings,
     answer,
@@ -16,19 +16,20 @@ from router_ml_lab.evaluate.savings import (
     savings_by_operating_point,
     savings_by_source,
 )
-from router_ml_lab.quality.evidence import EvalSet
+from router_ml_lab.quality.evidence import Evidence
 
 
-def _eval_set() -> EvalSet:
+def _eval_set() -> Evidence:
     """Four records; tier costs 1/2/10 (record 3 costs double); labels economy..premium."""
     costs = np.array([[1, 2, 10], [1, 2, 10], [1, 2, 10], [2, 4, 20]], dtype=float)
-    return EvalSet(
+    return Evidence(
         ids=("a", "b", "c", "d"),
         requests=tuple({"messages": [{"role": "user", "content": i}]} for i in "abcd"),
         sources=np.array(["x", "x", "y", "y"], dtype=object),
         categories=np.array(["-"] * 4, dtype=object),
         labels=np.array([0, 0, 1, 2]),
         scores=np.array([[1, 1, 1], [1, 1, 1], [0, 1, 1], [0, 0, 1]], dtype=float),
+        realised=np.ones((4, 3), dtype=bool),
         input_tokens=np.ones(4),
         output_tokens=np.ones(4),
         costs=costs,
@@ -39,7 +40,7 @@ def _eval_set() -> EvalSet:
 def test_savings_are_the_bill_and_outcomes_of_the_chosen_tiers() -> None:
     row = savings(_eval_set(), np.array([0, 2, 0, 2]), "p")
     assert row.n == 4 and row.tier_shares == {"economy": 0.5, "standard": 0.0, "premium": 0.5}
-    assert row.cost_relative == pytest.approx((1 + 10 + 1 + 20) / 50)
+    assert row.cost_vs_premium == pytest.approx((1 + 10 + 1 + 20) / 50)
     assert row.usd_per_1k == pytest.approx(32 / 4 * 1000)
     assert row.premium_usd_per_1k == pytest.approx(50 / 4 * 1000)
     assert row.saved_share == pytest.approx(1 - 32 / 50)
@@ -87,13 +88,15 @@ def test_each_operating_point_routes_like_the_router_loaded_at_it(
     tiny_model, fixture_traffic
 ) -> None:
     traffic, catalog = fixture_traffic
-    eval_set = load_eval_data([str(traffic)], str(catalog)).eval_set
+    eval_set = load_eval_data(
+        [str(traffic)], str(catalog), model_contract(str(tiny_model))
+    ).eval_set
     rows = savings_by_operating_point(eval_set, tiny_model)
     targets = [float(r.operating_point.removeprefix("under_routing_")) for r in rows]
     assert targets == sorted(targets) and sum(r.default for r in rows) == 1
     for row in rows:
         router = load_learned_router(tiny_model, operating_point=row.operating_point)
         expected = savings(eval_set, router.route_batch(list(eval_set.requests)))
-        assert row.cost_relative == pytest.approx(expected.cost_relative)
+        assert row.cost_vs_premium == pytest.approx(expected.cost_vs_premium)
         assert row.under_routing == pytest.approx(expected.under_routing)
         assert row.tier_shares == pytest.approx(expected.tier_shares)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from router_ml_lab.quality.data import TrafficRecord
-from router_ml_lab.quality.labels import TierRepresentatives
-from router_ml_lab.train.assess import Evidence, assess, gather_evidence, random_baselines
+from router_ml_lab.quality.evidence import Evidence
+from router_ml_lab.train.assess import assess, random_baselines
 
 
 def test_random_baselines_at_the_same_under_routing() -> None:
@@ -20,28 +19,6 @@ def test_random_baselines_at_the_same_under_routing() -> None:
     assert random_baselines(np.zeros(5, dtype=int), 0.0)["random_economy_share"] == 1.0
 
 
-def test_evidence_fills_missing_tiers_by_escalation_and_prices_requests() -> None:
-    reps = TierRepresentatives({"s": {"economy": ("e",), "premium": ("p",)}}, {"s": 0.0})
-    records = [
-        TrafficRecord("1", "s", "", {}, {"e": 0.0, "p": 1.0}),
-        TrafficRecord("2", "s", "", {}, {}, tier="standard"),
-    ]
-    features = np.zeros((2, 60), dtype=np.float32)
-    features[:, 11] = 1000  # tokens_total
-    evidence = gather_evidence(
-        records,
-        np.array([2, 1]),
-        features,
-        reps,
-        {"economy": (1, 1), "standard": (3, 3), "premium": (15, 15)},
-        0,
-    )
-    assert evidence.scores.tolist() == [[0, 1, 1], [0, 1, 1]]  # standard filled from premium
-    # ...and paid at premium's price: routing to a tier without evidence earns no discount.
-    assert evidence.costs[0].tolist() == pytest.approx([0.001, 0.015, 0.015])
-    assert evidence.costs[1].tolist() == pytest.approx([0.001, 0.003, 0.015])
-
-
 def test_assess_reports_pooled_and_per_source() -> None:
     rng = np.random.default_rng(0)
     n = 400
@@ -52,7 +29,17 @@ def test_assess_reports_pooled_and_per_source() -> None:
     risks[:, 1] = np.minimum(risks[:, 1], risks[:, 0])
     scores = (np.arange(3)[None, :] >= labels[:, None]).astype(float)
     evidence = Evidence(
-        labels, np.array(["a", "b"] * (n // 2)), scores, np.tile([1.0, 3.0, 15.0], (n, 1))
+        ids=tuple(str(i) for i in range(n)),
+        requests=tuple({} for _ in range(n)),
+        sources=np.array(["a", "b"] * (n // 2)),
+        categories=np.array(["c"] * n),
+        labels=labels,
+        scores=scores,
+        realised=np.ones((n, 3), dtype=bool),
+        input_tokens=np.full(n, 1000.0),
+        output_tokens=np.zeros(n),
+        costs=np.tile([1.0, 3.0, 15.0], (n, 1)) / 1000,
+        outcomes=tuple({} for _ in range(n)),
     )
     result = assess(evidence, risks, (0.5, 0.5))
     pooled = result["pooled"]

@@ -55,7 +55,7 @@ def test_the_model_learns_the_fixture_signal(tiny_model_dir: Path) -> None:
     metadata = json.loads((tiny_model_dir / "metadata.json").read_text())
     pooled = metadata["metrics"]["test"][metadata["default_operating_point"]]["pooled"]
     assert pooled["accuracy"] > pooled["majority_accuracy"] + 0.1
-    assert pooled["economy_share"] > 0.3
+    assert pooled["tier_shares"]["economy"] > 0.3
 
 
 def test_runtime_loads_the_model_and_reproduces_the_decisions(tiny_model_dir: Path) -> None:

@@ -10,8 +10,8 @@ import argparse
 from typing import Any
 
 from router_ml.cli import add_model_arguments, require_modules
+from router_ml_lab.quality import DEFAULT_DATA
 
-DEFAULT_DATA = "../shared/data"
 ALL_BASELINES = (
     "always-economy",
     "always-premium",
@@ -35,7 +35,9 @@ def register_eval(subparsers: Any) -> None:
         "write report.json, report.md and PNG plots to --report. By default only the held-out "
         "test split is evaluated (records the model neither trained nor calibrated on); --split "
         "all/train/validation include data the model learned from, and the console and the "
-        "report warn that those numbers are in-sample.",
+        "report warn that those numbers are in-sample. The label rule, the output-token "
+        "default and the split fractions and seed are the evaluated model's (metadata.json "
+        "'contract'), so a model is measured by the rules it was trained and carded with.",
     )
     _common(evaluate)
     evaluate.add_argument(
@@ -57,19 +59,6 @@ def register_eval(subparsers: Any) -> None:
         "training; the others are in-sample for a model trained on this data)",
     )
     evaluate.add_argument(
-        "--split-fractions",
-        nargs=3,
-        type=float,
-        metavar=("TRAIN", "VAL", "TEST"),
-        help="split fractions (default: those in the model's training config, else 0.70 0.15 0.15)",
-    )
-    evaluate.add_argument(
-        "--split-seed",
-        type=int,
-        metavar="N",
-        help="split seed (default: the model's training seed, else 0)",
-    )
-    evaluate.add_argument(
         "--baselines",
         nargs="*",
         choices=ALL_BASELINES,
@@ -82,20 +71,6 @@ def register_eval(subparsers: Any) -> None:
         default="examples/policy-rules.yaml",
         metavar="FILE",
         help="policy of the rule baseline (default: examples/policy-rules.yaml)",
-    )
-    evaluate.add_argument(
-        "--output-tokens",
-        type=int,
-        default=256,
-        metavar="N",
-        help="output tokens assumed when a request has no max_tokens (256)",
-    )
-    evaluate.add_argument(
-        "--per-tier",
-        type=int,
-        default=3,
-        metavar="K",
-        help="representative models per tier in the label rule (default: 3)",
     )
     evaluate.add_argument(
         "--sample",

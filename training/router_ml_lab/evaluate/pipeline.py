@@ -17,22 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from router_ml.model import parse_operating_point
+from router_ml.model import (
+    EvaluationContract,
+    default_model_dir,
+    parse_operating_point,
+    read_metadata,
+)
 from router_ml.tiers import TIERS
 from router_ml_lab.evaluate import plots
 from router_ml_lab.evaluate import report as report_module
-from router_ml_lab.evaluate.baselines import (
-    AlwaysTier,
-    LearnedRouter,
-    LengthHeuristic,
-    Oracle,
-    RandomAtShares,
-    TierRouter,
-    load_learned_router,
-)
-from router_ml_lab.evaluate.cli import DEFAULT_DATA
+from router_ml_lab.evaluate.baselines import LearnedRouter, TierRouter, load_learned_router
 from router_ml_lab.evaluate.evaluate import RouterRun, evaluate, run_router
-from router_ml_lab.evaluate.peers import EmbeddingKNNRouter, PeerUnavailable, load_peers
+from router_ml_lab.evaluate.registry import ROUTERS, RouterContext, build_routers
 from router_ml_lab.evaluate.speed import (
     GENERATED_SIZES,
     generated_prompt,
@@ -40,10 +36,9 @@ from router_ml_lab.evaluate.speed import (
     pin_to_one_core,
     run_bench,
 )
-from router_ml_lab.quality.evidence import EvalSet, build_eval_set
-from router_ml_lab.quality.metrics import tier_shares
+from router_ml_lab.quality import DEFAULT_DATA
+from router_ml_lab.quality.evidence import Evidence, build_evidence
 
-DEFAULT_FRACTIONS = (0.70, 0.15, 0.15)
 SAMPLE_SEED = 0
 LITELLM_REFERENCE = "LiteLLM complexity (heuristic)"
 BENCH_WORKLOAD_LIMIT = 500
@@ -54,25 +49,23 @@ BENCH_WORKLOAD_LIMIT = 500
 class EvalData:
     """The labeled records of one split, plus the training records a fitted peer may learn from."""
 
-    eval_set: EvalSet
-    train_set: EvalSet | None
+    eval_set: Evidence
+    train_set: Evidence | None
     context: dict[str, Any]
 
 
 def load_eval_data(
     data: Sequence[str],
     catalog_path: str,
+    contract: EvaluationContract,
     split: str = "all",
-    fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    seed: int = 0,
-    per_tier: int = 3,
-    output_tokens: int = 256,
     sample: int | None = None,
 ) -> EvalData:
-    """Read, label, price and split the traffic in ``data``.
+    """Read, label, price and split the traffic in ``data`` by the evaluated model's ``contract``.
 
     Tier representatives (which models stand for each tier on a source) are chosen on all the
-    records read: they define the label, from outcomes only, and no router sees them.
+    records read, as training chooses them: they define the label, from outcomes only, and no
+    router sees them. The label rule, output-token default and split come from the contract.
     """
     from router_ml_lab.quality.data import read_traffic
     from router_ml_lab.quality.labels import Catalog, TierRepresentatives
@@ -82,9 +75,13 @@ def load_eval_data(
     records, read_report = read_traffic(data, known_models=set(catalog.model_tier))
     if read_report.n_bad:
         print(read_report.summary(), file=sys.stderr)
-    representatives = TierRepresentatives.fit(records, catalog, per_tier=per_tier)
-    full = build_eval_set(records, representatives, catalog.tier_prices, output_tokens)
-    splits = assign_splits(list(full.requests), tuple(fractions), seed)
+    representatives = TierRepresentatives.fit(
+        records, catalog, contract.label_per_tier, contract.label_tolerance
+    )
+    full = build_evidence(
+        records, representatives, catalog.tier_prices, contract.output_tokens_default
+    )
+    splits = assign_splits(list(full.requests), contract.split_fractions, contract.split_seed)
     train_set = full.subset(splits == TRAIN) if split == "test" else None
     eval_set = full if split == "all" else full.subset(splits == SPLIT_NAMES.index(split))
     if sample is not None and sample < len(eval_set):
@@ -95,94 +92,79 @@ def load_eval_data(
         "data": [str(p) for p in data],
         "catalog": str(catalog_path),
         "split": split,
-        "split_fractions": list(fractions),
-        "split_seed": seed,
+        "contract": contract.to_dict(),
         "sample": sample,
         "records_read": read_report.n_read,
         "records_bad": read_report.n_bad,
-        "label_rule": f"reference rule of the data README ({per_tier} best models per tier and "
-        "source; cheapest tier within tolerance of the best)",
+        "label_rule": f"reference rule of the data README ({contract.label_per_tier} best models "
+        "per tier and source; cheapest tier within tolerance of the best)",
         "tier_prices": {t: list(catalog.tier_prices[t]) for t in TIERS},
-        "default_output_tokens": output_tokens,
     }
     return EvalData(eval_set, train_set, context)
 
 
-def model_split_settings(model_dir: str | None) -> tuple[tuple[float, float, float], int] | None:
-    """The split fractions and seed the model's training recorded, if it recorded them.
-
-    Training splits with ``assign_splits(requests, fractions, seed)``; using the same two values
-    here gives exactly its test split.
-    """
-    from router_ml.model import default_model_dir
-
+def model_contract(model_dir: str | None) -> EvaluationContract:
+    """The label, cost and split contract recorded in the evaluated model's metadata."""
     directory = Path(model_dir) if model_dir else default_model_dir()
-    metadata = json.loads((directory / "metadata.json").read_text(encoding="utf-8"))
-    config = metadata.get("training_config") or {}
-    fractions = (config.get("split") or {}).get("fractions")
-    if not fractions:
-        return None
-    train, validation, test = (float(f) for f in fractions)
-    return (train, validation, test), int(config.get("seed", 0))
+    return EvaluationContract.from_metadata(read_metadata(directory))
 
 
-def build_routers(
-    ours: LearnedRouter,
-    names: Sequence[str],
-    eval_set: EvalSet | None,
-    train_set: EvalSet | None,
-    model_dir: str | None,
-    rules_policy: str,
-    operating_point: str | float | None = None,
-) -> tuple[list[tuple[TierRouter, str]], dict[str, str]]:
-    """``(router, kind)`` pairs in report order, and ``{name: reason}`` for those skipped."""
-    routers: list[tuple[TierRouter, str]] = [(ours, "ours")]
-    skipped: dict[str, str] = {}
-    shares = None
-    if eval_set is not None and "random" in names:
-        shares = tier_shares(ours.route_batch(list(eval_set.requests)))
-    for name in names:
-        if name in ("always-economy", "always-premium"):
-            routers.append((AlwaysTier(name.removeprefix("always-")), "baseline"))
-        elif name == "random":
-            matched = shares if shares is not None else np.full(len(TIERS), 1 / len(TIERS))
-            routers.append((RandomAtShares(matched), "baseline"))
-        elif name == "oracle":
-            if eval_set is None:
-                skipped["oracle"] = "needs labels: not a router, only the evaluation ceiling"
-            else:
-                routers.append((Oracle(eval_set.requests, eval_set.labels), "reference"))
-        elif name == "length":
-            routers.append((LengthHeuristic(), "baseline"))
-        elif name == "rules":
-            if not Path(rules_policy).is_file():
-                skipped["rules"] = f"policy file {rules_policy} not found"
-                continue
-            rules = load_learned_router(
-                model_dir,
-                policy=rules_policy,
-                name="example rule policy",
-                operating_point=operating_point,
-            )
-            rules.description = f"{rules_policy}: rules first, router-ml for the rest"
-            routers.append((rules, "baseline"))
-        elif name.startswith("litellm-"):
-            peers, why = load_peers([name])
-            routers.extend((peer, "peer") for peer in peers)
-            skipped.update(why)
-        elif name == "knn":
-            if train_set is None:
-                skipped["knn"] = (
-                    "needs a training split it is not evaluated on: run with --split test"
-                )
-                continue
-            try:
-                knn = EmbeddingKNNRouter().fit(list(train_set.requests), train_set.labels)
-            except PeerUnavailable as exc:
-                skipped["knn"] = str(exc)
-                continue
-            routers.append((knn, "peer"))
-    return routers, skipped
+@dataclass(frozen=True)
+class EvalOptions:
+    """What ``router-ml eval`` does, as typed parameters (the CLI fills these from its flags)."""
+
+    data: Sequence[str] = ()
+    """Traffic files or folders (empty: the default data folder's traffic/)."""
+    catalog: str | None = None
+    """models.json with tiers and prices (None: beside the data, else the default folder's)."""
+    split: str = "test"
+    model: str | None = None
+    operating_point: str | float | None = None
+    baselines: Sequence[str] = tuple(ROUTERS)
+    rules_policy: str = "examples/policy-rules.yaml"
+    sample: int | None = None
+
+
+@dataclass
+class Evaluation:
+    """An evaluation run: the records, the routers that ran, those skipped, and the report."""
+
+    data: EvalData
+    routers: list[tuple[TierRouter, str]]
+    skipped: dict[str, str]
+    report: dict[str, Any]
+
+
+def run_evaluation(options: EvalOptions) -> Evaluation:
+    """Route the evaluated records with router-ml and every baseline and score them all."""
+    data_root = Path(DEFAULT_DATA)
+    data = list(options.data) or [str(data_root / "traffic")]
+    catalog = options.catalog or str(_catalog_beside(data) or data_root / "models.json")
+    loaded = load_eval_data(
+        data, catalog, model_contract(options.model), options.split, options.sample
+    )
+    ours = load_learned_router(options.model, operating_point=options.operating_point)
+    loaded.context.update(model_context(ours, options.split))
+    warning = _in_sample_warning(loaded.context)
+    if warning:
+        print(warning, file=sys.stderr)
+    ctx = RouterContext(
+        ours,
+        loaded.eval_set,
+        loaded.train_set,
+        options.model,
+        options.rules_policy,
+        options.operating_point,
+    )
+    routers, skipped = build_routers(options.baselines, ctx)
+    for name, reason in skipped.items():
+        print(f"skipped {name}: {reason}", file=sys.stderr)
+    runs: list[RouterRun] = []
+    for router, kind in routers:
+        print(f"routing {len(loaded.eval_set)} records with {router.name}", file=sys.stderr)
+        runs.append(run_router(router, loaded.eval_set, kind))
+    report = evaluate(loaded.eval_set, runs, loaded.context, skipped)
+    return Evaluation(loaded, routers, skipped, report)
 
 
 def write_outputs(report_dir: Path) -> Path:
@@ -218,43 +200,24 @@ def write_outputs(report_dir: Path) -> Path:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    data_root = Path(DEFAULT_DATA)
-    data = args.data or [str(data_root / "traffic")]
-    catalog = args.catalog or str(_catalog_beside(data) or data_root / "models.json")
-    recorded = model_split_settings(args.model)
-    fractions = tuple(args.split_fractions or (recorded[0] if recorded else DEFAULT_FRACTIONS))
-    seed = args.split_seed if args.split_seed is not None else (recorded[1] if recorded else 0)
-    loaded = load_eval_data(
-        data, catalog, args.split, fractions, seed, args.per_tier, args.output_tokens, args.sample
+    options = EvalOptions(
+        data=args.data or (),
+        catalog=args.catalog,
+        split=args.split,
+        model=args.model,
+        operating_point=parse_operating_point(args.operating_point),
+        baselines=args.baselines,
+        rules_policy=args.rules_policy,
+        sample=args.sample,
     )
-    point = parse_operating_point(args.operating_point)
-    ours = load_learned_router(args.model, operating_point=point)
-    loaded.context.update(_model_context(ours, args.split))
-    warning = _in_sample_warning(loaded.context)
-    if warning:
-        print(warning, file=sys.stderr)
-    routers, skipped = build_routers(
-        ours,
-        args.baselines,
-        loaded.eval_set,
-        loaded.train_set,
-        args.model,
-        args.rules_policy,
-        point,
-    )
-    for name, reason in skipped.items():
-        print(f"skipped {name}: {reason}", file=sys.stderr)
-    runs: list[RouterRun] = []
-    for router, kind in routers:
-        print(f"routing {len(loaded.eval_set)} records with {router.name}", file=sys.stderr)
-        runs.append(run_router(router, loaded.eval_set, kind))
-    report = evaluate(loaded.eval_set, runs, loaded.context, skipped)
+    result = run_evaluation(options)
     report_dir = Path(args.report)
-    report_module.write_json(report, report_dir / "report.json")
+    report_module.write_json(result.report, report_dir / "report.json")
     if args.bench:
-        _bench(routers, args, report_dir)
+        _bench(result.routers, args, report_dir)
     markdown = write_outputs(report_dir)
-    print(report_module.headline_table(report, _read_bench(report_dir)))
+    print(report_module.headline_table(result.report, _read_bench(report_dir)))
+    warning = _in_sample_warning(result.report["context"])
     if warning:  # again after the table, where the eye lands
         print(f"\n{warning}", file=sys.stderr)
     print(f"\nwrote {markdown}", file=sys.stderr)
@@ -274,7 +237,8 @@ def bench_command(args: argparse.Namespace) -> int:
     point = parse_operating_point(args.operating_point)
     ours = load_learned_router(args.model, operating_point=point)
     names = [n for n in args.baselines if n not in ("oracle", "knn")]
-    routers, skipped = build_routers(ours, names, None, None, args.model, args.rules_policy, point)
+    ctx = RouterContext(ours, None, None, args.model, args.rules_policy, point)
+    routers, skipped = build_routers(names, ctx)
     for name, reason in skipped.items():
         print(f"skipped {name}: {reason}", file=sys.stderr)
     report_dir = Path(args.report)
@@ -338,7 +302,8 @@ def _read_bench(report_dir: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
-def _model_context(ours: LearnedRouter, split: str) -> dict[str, Any]:
+def model_context(ours: LearnedRouter, split: str) -> dict[str, Any]:
+    """What the report says about the evaluated model and whether its records are held out."""
     router = ours.router
     metadata = router.model.metadata
     context = {

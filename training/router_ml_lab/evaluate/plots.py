@@ -190,7 +190,7 @@ def confusion_plot(router: dict[str, Any], path: Path) -> Path:
 PER_SOURCE_METRICS = (
     ("under_routing", "under-routing\n(sent below the needed tier; lower is better)"),
     ("quality_kept", "quality kept\n(relative to always-premium; higher is better)"),
-    ("cost_relative", "cost\n(relative to always-premium; lower is better)"),
+    ("cost_vs_premium", "cost\n(relative to always-premium; lower is better)"),
 )
 
 

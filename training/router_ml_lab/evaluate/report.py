@@ -87,7 +87,7 @@ def headline_rows(report: dict[str, Any], bench: dict[str, Any] | None) -> list[
                 "accuracy": pooled["accuracy"],
                 "under_routing": pooled["under_routing"],
                 "over_routing": pooled["over_routing"],
-                "cost_relative": pooled["cost_relative"],
+                "cost_vs_premium": pooled["cost_vs_premium"],
                 "quality_kept": pooled["quality_kept"],
                 "premium_share": pooled["tier_shares"]["premium"],
                 "apgr": rl.get("apgr"),
@@ -119,7 +119,7 @@ def headline_table(report: dict[str, Any], bench: dict[str, Any] | None) -> str:
     for row in headline_rows(report, bench):
         lines.append(
             f"| {row['router']} | {_pct(row['accuracy'])} | {_pct(row['under_routing'])} "
-            f"| {_pct(row['over_routing'])} | {_pct(row['cost_relative'])} "
+            f"| {_pct(row['over_routing'])} | {_pct(row['cost_vs_premium'])} "
             f"| {_pct(row['quality_kept'])} | {_pct(row['premium_share'])} | {_num(row['apgr'])} "
             f"| {_num(row['aiq'])} | {_us(row['p50_us'])} |"
         )
@@ -249,7 +249,7 @@ def _per_source_section(report: dict[str, Any]) -> list[str]:
         "Cost vs premium / quality kept per source:",
         routers,
         sources,
-        lambda m: f"{_pct(m['cost_relative'])} / {_pct(m['quality_kept'])}",
+        lambda m: f"{_pct(m['cost_vs_premium'])} / {_pct(m['quality_kept'])}",
     )
     majority = [_pct(routers[0]["per_source"][s]["majority_accuracy"]) for s in sources]
     out += [

@@ -17,8 +17,8 @@ import numpy as np
 
 from router_ml.calibration import choose_tiers
 from router_ml.tiers import TIERS
-from router_ml_lab.quality import metrics as m
-from router_ml_lab.quality.evidence import EvalSet
+from router_ml_lab.quality.evidence import Evidence
+from router_ml_lab.quality.summary import routing_summary
 
 PER_REQUESTS = 1000
 """Absolute spend is reported per this many requests of the evaluated traffic mix."""
@@ -35,7 +35,7 @@ class Savings:
     """Whether this is the operating point the model uses when none is named."""
     n: int
     tier_shares: dict[str, float]
-    cost_relative: float
+    cost_vs_premium: float
     """Spend divided by always-premium's spend on the same records."""
     usd_per_1k: float
     premium_usd_per_1k: float
@@ -46,7 +46,7 @@ class Savings:
 
     @property
     def saved_share(self) -> float:
-        return 1.0 - self.cost_relative
+        return 1.0 - self.cost_vs_premium
 
     @property
     def saved_usd_per_1k(self) -> float:
@@ -54,7 +54,7 @@ class Savings:
 
 
 def savings(
-    eval_set: EvalSet, chosen: np.ndarray, operating_point: str = "", default: bool = False
+    eval_set: Evidence, chosen: np.ndarray, operating_point: str = "", default: bool = False
 ) -> Savings:
     """Cost, quality kept and under-routing of the tier choices ``chosen`` on ``eval_set``."""
     chosen = np.asarray(chosen, dtype=np.int64)
@@ -64,25 +64,22 @@ def savings(
         raise ValueError("no labeled records: savings are undefined")
     costs = eval_set.serving_costs
     spent = costs[np.arange(len(chosen)), chosen]
-    try:
-        quality = m.quality_kept(eval_set.filled_scores, chosen)
-    except ValueError:
-        quality = float("nan")
+    summary = routing_summary(eval_set, chosen)  # the one definition of cost, quality, shares
     return Savings(
         operating_point=operating_point,
         default=default,
-        n=len(eval_set),
-        tier_shares=dict(zip(TIERS, m.tier_shares(chosen).tolist(), strict=True)),
-        cost_relative=m.cost_relative(costs, chosen),
+        n=summary["n"],
+        tier_shares=summary["tier_shares"],
+        cost_vs_premium=summary["cost_vs_premium"],
         usd_per_1k=float(spent.mean() * PER_REQUESTS),
         premium_usd_per_1k=float(costs[:, -1].mean() * PER_REQUESTS),
-        quality_kept=quality,
-        under_routing=m.under_routing_rate(eval_set.labels, chosen),
+        quality_kept=summary["quality_kept"],
+        under_routing=summary["under_routing"],
     )
 
 
 def operating_point_choices(
-    eval_set: EvalSet, model_dir: str | os.PathLike[str] | None = None
+    eval_set: Evidence, model_dir: str | os.PathLike[str] | None = None
 ) -> dict[str, np.ndarray]:
     """Tier indices chosen for every record at each operating point the model stores.
 
@@ -100,7 +97,7 @@ def operating_point_choices(
 
 
 def savings_by_operating_point(
-    eval_set: EvalSet, model_dir: str | os.PathLike[str] | None = None
+    eval_set: Evidence, model_dir: str | os.PathLike[str] | None = None
 ) -> list[Savings]:
     """:func:`savings` at every operating point of the model, most cautious first."""
     from router_ml.model import TierModel
@@ -111,7 +108,7 @@ def savings_by_operating_point(
 
 
 def savings_by_source(
-    eval_set: EvalSet, chosen: np.ndarray, operating_point: str = ""
+    eval_set: Evidence, chosen: np.ndarray, operating_point: str = ""
 ) -> dict[str, Savings]:
     """:func:`savings` of one routing on each source of the traffic, largest source first."""
     chosen = np.asarray(chosen, dtype=np.int64)
@@ -135,7 +132,7 @@ def cheapest_within(
         for row in rows
         if row.under_routing <= max_under_routing and row.quality_kept >= min_quality_kept
     ]
-    return min(eligible, key=lambda row: row.cost_relative, default=None)
+    return min(eligible, key=lambda row: row.cost_vs_premium, default=None)
 
 
 def within_limits(row: Savings, max_under_routing: float, min_quality_kept: float) -> bool:

@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 
 from router_ml.tiers import TIERS
-from router_ml_lab.quality.evidence import EvalSet
+from router_ml_lab.quality.evidence import Evidence
 from router_ml_lab.quality.metrics import tier_shares
 
 
-def traffic_summary(eval_set: EvalSet, top_categories: int = 3) -> list[dict[str, Any]]:
+def traffic_summary(eval_set: Evidence, top_categories: int = 3) -> list[dict[str, Any]]:
     """One row per source plus a ``pooled`` row, sorted by all-premium spend (largest first)."""
     total_premium = float(eval_set.costs[:, -1].sum())
     rows = []
@@ -30,7 +30,7 @@ def traffic_summary(eval_set: EvalSet, top_categories: int = 3) -> list[dict[str
     return rows
 
 
-def _row(name: str, subset: EvalSet, total_premium: float, top: int) -> dict[str, Any]:
+def _row(name: str, subset: Evidence, total_premium: float, top: int) -> dict[str, Any]:
     categories = Counter(subset.categories.tolist())
     shares = tier_shares(subset.labels)
     premium_spend = float(subset.costs[:, -1].sum())

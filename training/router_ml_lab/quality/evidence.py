@@ -1,14 +1,22 @@
-"""Labeled traffic turned into the aligned arrays every metric reads.
+"""Labeled traffic turned into the aligned arrays every metric reads: the one evidence set.
 
-One :class:`EvalSet` holds, per labeled record, the reference tier, the per-tier scores, the
-source, and the token counts and per-tier costs of serving it. Routers are scored against the
-same arrays, so every router is judged on exactly the same records, costs and outcomes.
+One :class:`Evidence` holds, per labeled record, the reference tier, the per-tier scores (and
+which of them are realised outcomes), the source and kind, and the token counts and per-tier
+costs of serving it. The model card (training) and ``router-ml eval`` both build it here, so every
+router is judged on the same records, costs and outcomes, with one accounting:
+
+- input tokens: the whole request as the provider bills it (message texts, tool calls and tool
+  schemas), counted with o200k (:func:`count_input_tokens`);
+- output tokens: ``max_tokens`` when the request gives it, else the model's recorded default
+  (``cost.output_tokens_default`` in its metadata, 256 in the training config);
+- a tier a record has no evidence for is scored and paid as the tier that stands in for it
+  (``metrics.serving_tiers``): :attr:`Evidence.filled_scores` and :attr:`Evidence.serving_costs`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,15 +25,13 @@ import numpy as np
 from router_ml.request import parse_request
 from router_ml.tiers import TIERS
 from router_ml.tokenizer import TokenCounter
+from router_ml_lab.quality.data import TrafficRecord
+from router_ml_lab.quality.labels import TierRepresentatives
 from router_ml_lab.quality.metrics import (
     fill_missing_tier_scores,
     request_costs,
     serving_tiers,
 )
-
-DEFAULT_OUTPUT_TOKENS = 256
-"""Output tokens assumed for a request without ``max_tokens``: a typical chat answer. It scales
-every tier's cost alike, so it moves relative cost only through the input/output price mix."""
 
 NOISE_PAIRS: tuple[tuple[str, str], ...] = (
     ("gpt-4o-2024-05-13", "gpt-4o-2024-08-06"),
@@ -35,7 +41,7 @@ NOISE_PAIRS: tuple[tuple[str, str], ...] = (
 
 
 @dataclass(frozen=True)
-class EvalSet:
+class Evidence:
     """Aligned per-record arrays of the labeled records (unlabeled ones are left out)."""
 
     ids: tuple[str, ...]
@@ -44,7 +50,11 @@ class EvalSet:
     categories: np.ndarray
     labels: np.ndarray
     scores: np.ndarray
-    """``(n, 3)`` realised outcome per tier, NaN where the record has no model of that tier."""
+    """``(n, 3)`` outcome per tier, NaN where the record has no evidence for that tier. A record
+    with only a direct ``tier`` label scores 1 from that tier up and 0 below it."""
+    realised: np.ndarray
+    """``(n, 3)`` true where the score is a realised outcome, false where it is implied by a
+    direct label (or absent)."""
     input_tokens: np.ndarray
     output_tokens: np.ndarray
     costs: np.ndarray
@@ -64,19 +74,24 @@ class EvalSet:
         """Cost of the tier that serves each routing choice: the cost twin of ``filled_scores``."""
         return self.costs[np.arange(len(self))[:, None], serving_tiers(self.scores)]
 
-    def subset(self, mask: np.ndarray) -> EvalSet:
-        """The records where ``mask`` is true, in order."""
-        mask = np.asarray(mask, dtype=bool)
-        if mask.shape != (len(self),):
-            raise ValueError(f"mask must have shape ({len(self)},)")
-        index = np.flatnonzero(mask)
-        return EvalSet(
+    def subset(self, mask: np.ndarray) -> Evidence:
+        """The records where boolean ``mask`` is true, in order; or those at integer indices
+        (repeats allowed: bootstrap resamples)."""
+        mask = np.asarray(mask)
+        if mask.dtype == bool:
+            if mask.shape != (len(self),):
+                raise ValueError(f"mask must have shape ({len(self)},)")
+            index = np.flatnonzero(mask)
+        else:
+            index = mask.astype(np.int64)
+        return Evidence(
             ids=tuple(self.ids[i] for i in index),
             requests=tuple(self.requests[i] for i in index),
             sources=self.sources[index],
             categories=self.categories[index],
             labels=self.labels[index],
             scores=self.scores[index],
+            realised=self.realised[index],
             input_tokens=self.input_tokens[index],
             output_tokens=self.output_tokens[index],
             costs=self.costs[index],
@@ -101,24 +116,25 @@ def count_input_tokens(request: dict[str, Any], counter: TokenCounter) -> int:
     return total
 
 
-def output_tokens_of(request: dict[str, Any], default: int = DEFAULT_OUTPUT_TOKENS) -> int:
+def output_tokens_of(request: dict[str, Any], default: int) -> int:
     """``max_tokens`` (or ``max_completion_tokens``) when given, else ``default``."""
     parsed = parse_request(request)
     return parsed.max_tokens if parsed.max_tokens is not None else default
 
 
-def build_eval_set(
-    records: Sequence[Any],
-    representatives: Any,
-    tier_prices: dict[str, tuple[float, float]],
-    default_output_tokens: int = DEFAULT_OUTPUT_TOKENS,
+def build_evidence(
+    records: Sequence[TrafficRecord],
+    representatives: TierRepresentatives,
+    tier_prices: Mapping[str, tuple[float, float]],
+    default_output_tokens: int,
     counter: TokenCounter | None = None,
-) -> EvalSet:
-    """Label, score and price ``records`` (``router_ml_lab.quality.data.TrafficRecord``).
+) -> Evidence:
+    """Label, score and price ``records``.
 
-    ``representatives`` is a :class:`~router_ml_lab.quality.labels.TierRepresentatives`: it gives
-    each record's per-tier scores and reference label. Records it cannot label are dropped,
-    because no metric here can score a routing decision without a label.
+    ``representatives`` gives each record's per-tier scores and reference label. Records it
+    cannot label are dropped, because no metric here can score a routing decision without a
+    label. ``default_output_tokens`` is the model's recorded assumption (no default here: the
+    evaluated model's metadata is the one place it lives).
     """
     if default_output_tokens < 0:
         raise ValueError("default_output_tokens must be non-negative")
@@ -129,26 +145,29 @@ def build_eval_set(
         if label is None:
             continue
         tier_scores = representatives.tier_scores(record)
-        if not tier_scores and record.tier is not None:
-            # A direct label carries no outcome: its tier and those above answer well, the tiers
-            # below do not (the same reading as training's evidence).
-            needed = TIERS.index(record.tier)
-            tier_scores = {tier: float(k >= needed) for k, tier in enumerate(TIERS)}
         kept.append(record)
         labels.append(label)
         scores.append([tier_scores.get(tier, np.nan) for tier in TIERS])
+    score_array = np.array(scores, dtype=float).reshape(-1, len(TIERS))
+    realised = ~np.isnan(score_array)
+    label_array = np.array(labels, dtype=np.int64)
+    implied = ~realised.any(axis=1)  # a direct tier label only: its tier and above pass
+    score_array[implied] = (np.arange(len(TIERS))[None, :] >= label_array[implied, None]).astype(
+        float
+    )
     input_tokens = np.array([count_input_tokens(r.request, counter) for r in kept], dtype=float)
     output_tokens = np.array(
         [output_tokens_of(r.request, default_output_tokens) for r in kept], dtype=float
     )
     prices = np.array([tier_prices[tier] for tier in TIERS], dtype=float)
-    return EvalSet(
+    return Evidence(
         ids=tuple(r.id for r in kept),
         requests=tuple(r.request for r in kept),
         sources=np.array([r.source for r in kept], dtype=object),
         categories=np.array([r.category for r in kept], dtype=object),
-        labels=np.array(labels, dtype=np.int64),
-        scores=np.array(scores, dtype=float).reshape(-1, len(TIERS)),
+        labels=label_array,
+        scores=score_array,
+        realised=realised,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         costs=request_costs(input_tokens, output_tokens, prices),
@@ -156,7 +175,7 @@ def build_eval_set(
     )
 
 
-def noise_reference(eval_set: EvalSet) -> list[dict[str, Any]]:
+def noise_reference(eval_set: Evidence) -> list[dict[str, Any]]:
     """Pass/fail agreement of each near-identical snapshot pair, per source where both ran."""
     from router_ml_lab.quality.metrics import agreement_rate
 

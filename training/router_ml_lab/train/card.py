@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from router_ml.model import EvaluationContract
 from router_ml.tiers import TIERS
 
 ACCURACY_TARGET = 0.90
@@ -35,7 +36,7 @@ def _num(value: Any, digits: int = 2) -> str:
 def _row(name: str, m: Mapping[str, Any]) -> str:
     return (
         f"| {name} | {m['n']} | {_pct(m['accuracy'])} | {_pct(m['majority_accuracy'])} | "
-        f"{_pct(m['under_routing'])} | {_pct(m['economy_share'])} | "
+        f"{_pct(m['under_routing'])} | {_pct(m['tier_shares']['economy'])} | "
         f"{_pct(m['random_economy_share'])} | {_pct(m['below_premium_share'])} | "
         f"{_pct(m['random_below_premium_share'])} | {_num(m['apgr'])} | "
         f"{_pct(m['cost_vs_premium'])} | {_pct(m['quality_kept'])} | "
@@ -58,6 +59,7 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
     pooled = test["pooled"]
     fingerprint = metadata["data_fingerprint"]
     config = metadata["training_config"]
+    output_tokens = EvaluationContract.from_metadata(metadata).output_tokens_default
     label_counts = metadata["labels"]["counts"]
     n_labeled = sum(label_counts.values())
     sizes = metrics["split_sizes"]
@@ -108,8 +110,8 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         marker = " (default)" if op["name"] == default else ""
         lines.append(
             f"| {op['name']}{marker} | {_pct(op['target_under_routing'])} | "
-            f"{_pct(v['under_routing'])} | {_pct(v['economy_share'])} | "
-            f"{_pct(v['standard_share'])} | {_pct(v['premium_share'])} | "
+            f"{_pct(v['under_routing'])} | {_pct(v['tier_shares']['economy'])} | "
+            f"{_pct(v['tier_shares']['standard'])} | {_pct(v['tier_shares']['premium'])} | "
             f"{_pct(v['cost_vs_premium'])} |"
         )
     lines += [
@@ -122,10 +124,12 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         "economy share of a request-blind router mixing economy and premium at the same "
         "under-routing; random below premium: the best request-blind mix of all tiers at the same "
         "under-routing. APGR: RouteLLM's average performance gap recovered between economy and "
-        "premium scores (standard's where a source has no premium), ranking by the economy "
-        "risk (0.5 = random). Cost uses list prices of "
-        f"the tiers with o200k input tokens and {config['cost']['assumed_output_tokens']} output "
-        "tokens a request (the data has no output lengths). Quality kept: mean realised score "
+        "premium, ranking by the economy risk (0.5 = random), on the records where economy and "
+        "premium both have a realised outcome. Cost vs premium uses list prices of the tiers, "
+        "o200k input tokens of the whole request (tool schemas included) and max_tokens output "
+        f"tokens, else {output_tokens} (the data has no output lengths); a tier a record has no "
+        "evidence for is scored and paid as the tier that stands in for it. The same accounting "
+        "as `router-ml eval` (router_ml_lab.quality). Quality kept: mean realised score "
         "relative to always-premium. ECE: expected calibration error of P(needs more than "
         "economy), 10 bins.",
         "",
@@ -148,7 +152,8 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         *(
             f"| {name} | {_pct(t['pooled']['under_routing'])} | "
-            f"{_pct(t['pooled']['economy_share'])} | {_pct(t['pooled']['below_premium_share'])} | "
+            f"{_pct(t['pooled']['tier_shares']['economy'])} | "
+            f"{_pct(t['pooled']['below_premium_share'])} | "
             f"{_pct(t['pooled']['cost_vs_premium'])} | {_pct(t['pooled']['quality_kept'])} |"
             for name, t in metrics["test"].items()
         ),
@@ -284,7 +289,7 @@ def _targets(pooled: Mapping[str, Any]) -> list[str]:
         f"- Share of traffic below premium {_pct(pooled['below_premium_share'])}, "
         f"{_num(ratio)}x the best request-blind router at the same under-routing (target "
         f"{RANDOM_RATIO_TARGET}x): {verdict(ratio >= RANDOM_RATIO_TARGET)}. Economy share alone "
-        f"{_pct(pooled['economy_share'])} is {_num(economy_ratio)}x a request-blind "
+        f"{_pct(pooled['tier_shares']['economy'])} is {_num(economy_ratio)}x a request-blind "
         "economy/premium router's: the thresholds spend the under-routing budget where it saves "
         "most, which is often the standard tier rather than economy.",
         f"- APGR {_num(apgr)} vs target {APGR_TARGET}: "

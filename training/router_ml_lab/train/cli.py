@@ -9,11 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from router_ml.cli import require_modules
-
-DEFAULT_DATA = Path("../shared/data")
+from router_ml_lab.quality import DEFAULT_DATA
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -121,7 +119,7 @@ def run_train(args: argparse.Namespace) -> int:
                 "accuracy",
                 "majority_accuracy",
                 "under_routing",
-                "economy_share",
+                "tier_shares",
                 "below_premium_share",
                 "cost_vs_premium",
                 "quality_kept",

@@ -24,13 +24,16 @@ import numpy as np
 
 from router_ml.calibration import choose_tiers
 from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
+from router_ml.model import EvaluationContract, write_metadata
 from router_ml.model_checks import FORMAT_VERSION, HASH_KEY, sha256_hex
 from router_ml.tiers import TIERS
 from router_ml_lab.quality.data import ReadReport, TrafficRecord, read_traffic, traffic_files
+from router_ml_lab.quality.evidence import build_evidence
 from router_ml_lab.quality.labels import Catalog, TierRepresentatives
 from router_ml_lab.quality.splits import SPLIT_NAMES, TEST, TRAIN, VALIDATION, assign_splits
+from router_ml_lab.quality.summary import routing_summary
 from router_ml_lab.quality.uncertainty import DEFAULT_RESAMPLES as BOOTSTRAP_RESAMPLES
-from router_ml_lab.train.assess import assess, gather_evidence, routing_summary
+from router_ml_lab.train.assess import assess
 from router_ml_lab.train.calibrate import (
     fit_risk_calibrator,
     operating_point_name,
@@ -67,6 +70,14 @@ def train(
 ) -> TrainResult:
     """Train, calibrate, export and document a tier model into ``out_dir``."""
     config = load_config(config_path)
+    train_, validation_, test_ = (float(f) for f in config["split"]["fractions"])
+    contract = EvaluationContract(
+        label_per_tier=config["labels"]["per_tier"],
+        label_tolerance=config["labels"]["tolerance"],
+        output_tokens_default=config["cost"]["assumed_output_tokens"],
+        split_fractions=(train_, validation_, test_),
+        split_seed=seed,
+    )
     ops = config["operating_points"]
     if target_under_routing is not None:
         if not 0 < target_under_routing < 1:
@@ -87,7 +98,7 @@ def train(
 
     stages.next("label")
     representatives = TierRepresentatives.fit(
-        records, catalog, config["labels"]["per_tier"], config["labels"]["tolerance"]
+        records, catalog, contract.label_per_tier, contract.label_tolerance
     )
     all_labels = [representatives.label(r) for r in records]
     # "Needs more than tier k" (own traffic whose every tried tier failed): trains, never scores.
@@ -104,15 +115,10 @@ def train(
 
     stages.next("features")
     features = extract_features(records, show)
-    splits = assign_splits([r.request for r in records], tuple(config["split"]["fractions"]), seed)
+    splits = assign_splits([r.request for r in records], contract.split_fractions, seed)
     sources = np.array([r.source for r in records])
-    evidence = gather_evidence(
-        records,
-        labels,
-        features,
-        representatives,
-        catalog.tier_prices,
-        config["cost"]["assumed_output_tokens"],
+    evidence = build_evidence(
+        records, representatives, catalog.tier_prices, contract.output_tokens_default
     )
     for split, name in enumerate(SPLIT_NAMES):
         if not np.any(splits == split):
@@ -169,7 +175,7 @@ def train(
         for name, target, thresholds in select_operating_points(
             val_risks,
             labels[validation],
-            val_evidence.costs,
+            val_evidence.serving_costs,
             ops["targets"],
             ops["threshold_grid"],
             ops["margin_z"],
@@ -198,6 +204,8 @@ def train(
     stages.next("write")
     metadata = {
         "format_version": FORMAT_VERSION,
+        # What an evaluation of this model must reproduce: label rule, cost assumption, split.
+        "contract": contract.to_dict(),
         "feature_schema": FEATURE_SCHEMA.to_dict(),
         "tiers": list(TIERS),
         "calibration": calibrator.to_dict(),
@@ -324,25 +332,10 @@ def write_model_dir(
     onnx_path = save_onnx(graph, out / "model.onnx")
     # The runtime refuses a model.onnx whose sha256 differs (a bit flip, a truncated copy).
     metadata[HASH_KEY] = sha256_hex(onnx_path.read_bytes())
-    (out / "metadata.json").write_text(
-        json.dumps(_jsonable(metadata), indent=1, sort_keys=False) + "\n", encoding="utf-8"
-    )
+    write_metadata(out, metadata)
     joblib.dump(model, out / "estimator.joblib", compress=3)
     (out / "MODEL_CARD.md").write_text(render_model_card(metadata), encoding="utf-8")
     return out
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN/inf become null so the file stays strict JSON."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 class _StageBar:
