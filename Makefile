@@ -4,7 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 
-.PHONY: run test lint model eval bench bench-gateway serve notebooks clean
+.PHONY: help run test lint typecheck model eval bench bench-gateway serve notebooks clean
+.DEFAULT_GOAL := help
+
+## help: list the targets with what each does
+help:
+	@awk -F': ' '/^## [a-z-]+: /{sub(/^## /, ""); printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +28,18 @@ run: $(VENV)/.runtime
 	$(BIN)/router-ml route --batch examples/requests.jsonl --table
 	$(BIN)/router-ml route --batch examples/requests.jsonl --policy examples/policy-rules.yaml --table
 
-## test: set up the dev extras, lint, and run the test suite
-test: $(VENV)/.dev lint
+## test: set up the dev extras, lint, type-check router_ml, and run the test suite
+test: $(VENV)/.dev lint typecheck
 	$(BIN)/python -m pytest
 
+## lint: ruff check and ruff format --check
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## typecheck: mypy on the runtime package router_ml (settings in pyproject.toml)
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
 
 ## model: retrain the shipped default model from $(DATA)
 model: $(VENV)/.dev
@@ -52,8 +62,10 @@ bench-gateway: $(VENV)/.dev
 notebooks: $(VENV)/.dev
 	$(BIN)/python notebooks/run_notebooks.py --in-place
 
+## serve: run the gateway with examples/gateway.yaml
 serve: $(VENV)/.dev
 	$(BIN)/router-ml serve --config examples/gateway.yaml
 
+## clean: remove the venv, reports and caches
 clean:
 	rm -rf $(VENV) reports .pytest_cache .ruff_cache

@@ -122,7 +122,7 @@ def choose_tiers(risks: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
 
     The top tier is always acceptable; so when unsure, the choice escalates.
     """
-    thresholds = np.asarray(thresholds, dtype=np.float64)
-    acceptable = risks < thresholds[None, :]
+    cuts = np.asarray(thresholds, dtype=np.float64)
+    acceptable = risks < cuts[None, :]
     acceptable = np.column_stack([acceptable, np.ones(len(risks), dtype=bool)])
     return np.argmax(acceptable, axis=1)

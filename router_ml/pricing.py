@@ -139,7 +139,7 @@ class PriceCatalog:
         """The model's list price; unlisted models cost their ``tier``'s price (None: unknown)."""
         if model is not None and model in self.model_prices:
             return self.model_prices[model]
-        if tier in self.tier_prices:
+        if tier is not None and tier in self.tier_prices:
             return self.tier_prices[tier]
         return None
 

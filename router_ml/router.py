@@ -30,7 +30,7 @@ logger = logging.getLogger("router_ml.router")
 FALLBACK_SOURCE = "fallback"
 """``Decision.source`` of a decision made by the safe-tier fallback, not by the policy or model."""
 
-RequestLike = ChatRequest | Mapping[str, Any] | str | bytes
+RequestLike = ChatRequest | dict[str, Any] | str | bytes
 _WARM_UP_REQUEST = {
     "messages": [
         {"role": "system", "content": "You are a helpful assistant."},
