@@ -66,7 +66,7 @@ def test_representatives_are_the_best_models_of_each_tier_per_source() -> None:
 
 def test_graded_sources_get_a_tolerance() -> None:
     records = [rec({"e1": 0.75, "p1": 0.8}, rid="1"), rec({"e1": 0.5, "p1": 0.9}, rid="2")]
-    reps = TierRepresentatives.fit(records, CATALOG)
+    reps = TierRepresentatives.fit(records, CATALOG, per_tier=3)
     assert reps.tolerance["src"] == pytest.approx(0.1)
     assert label_records(records, reps) == [0, 2]  # 0.75 is within 0.1 of 0.8; 0.5 is not
 

@@ -45,4 +45,4 @@ def test_splits_are_grouped_deterministic_and_roughly_proportional() -> None:
 
 def test_fractions_must_be_shares() -> None:
     with pytest.raises(ValueError, match="fractions"):
-        assign_splits([req("x")], (0.5, 0.5, 0.5))
+        assign_splits([req("x")], (0.5, 0.5, 0.5), seed=0)

@@ -86,7 +86,7 @@ class TierRepresentatives:
         cls,
         records: Iterable[TrafficRecord],
         catalog: Catalog,
-        per_tier: int = 3,
+        per_tier: int,
         tolerance: float | None = None,
     ) -> TierRepresentatives:
         """Pick each tier's ``per_tier`` best models per source (ties broken by name).

@@ -59,10 +59,14 @@ def _last_user_text(request: dict[str, Any]) -> str:
 
 def assign_splits(
     requests: Sequence[dict[str, Any]],
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15),
-    seed: int = 0,
+    fractions: tuple[float, float, float],
+    seed: int,
 ) -> np.ndarray:
-    """Split index (TRAIN / VALIDATION / TEST) of each request, grouped by question stem."""
+    """Split index (TRAIN / VALIDATION / TEST) of each request, grouped by question stem.
+
+    ``fractions`` and ``seed`` have no defaults here: training takes them from its config and
+    records them in the model (``EvaluationContract``); evaluation takes them from the model.
+    """
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"fractions must be three non-negative shares summing to 1: {fractions}")
     cut_train, cut_validation = fractions[0], fractions[0] + fractions[1]
