@@ -130,5 +130,5 @@ def test_own_traffic_failures_on_every_tier_tried_are_censored_labels(
 
 
 def test_public_records_keep_the_reference_rule_when_every_tier_fails() -> None:
-    reps = TierRepresentatives.fit([rec({"e1": 0.0})], CATALOG)
+    reps = TierRepresentatives.fit([rec({"e1": 0.0})], CATALOG, per_tier=3)
     assert reps.label(rec({"e1": 0.0})) is None and reps.lower_bound(rec({"e1": 0.0})) is None

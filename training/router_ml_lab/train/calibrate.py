@@ -66,12 +66,13 @@ def candidate_thresholds(risk: np.ndarray, grid: int) -> np.ndarray:
 
     ``choose_tiers`` accepts a tier when ``risk < threshold``; a threshold just above a value
     accepts every request at or below it. More distinct values than ``grid`` are thinned to
-    quantiles.
+    quantiles. Thresholds stay in [0, 1] (the range the runtime accepts): a risk of exactly 1 is
+    never accepted, the escalation-biased reading of "certain to need more".
     """
     values = np.unique(risk)
     if values.size > grid:
         values = np.unique(np.quantile(risk, np.linspace(0.0, 1.0, grid)))
-    return np.concatenate([[0.0], np.nextafter(values, np.inf)])
+    return np.unique(np.concatenate([[0.0], np.minimum(np.nextafter(values, np.inf), 1.0)]))
 
 
 def select_thresholds(
