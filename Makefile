@@ -43,7 +43,7 @@ typecheck: $(VENV)/.dev
 
 ## model: retrain the shipped default model from $(DATA)
 model: $(VENV)/.dev
-	$(BIN)/router-ml train --data $(DATA)/traffic --catalog $(DATA)/models.json --out models/default
+	$(BIN)/router-ml train --data $(DATA)/traffic --catalog $(DATA)/models.json --unlabeled $(DATA)/requests --out models/default
 
 ## eval: routing quality on the held-out test split, ours vs baselines and peers, with the speed bench
 eval: $(VENV)/.dev

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from router_ml.errors import InvalidRequest
-from router_ml.recovery import tool_result_is_error
+from router_ml.recovery import recovery_signals, tool_result_is_error
 from router_ml.request import MAX_SCHEMA_LIST, ChatRequest, Message, parse_request
 from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 TOKEN_BUDGET_CHARS = 65_536
 """Characters tokenised exactly per request; later messages are extrapolated."""
 SIGNAL_CHAR_CAP = 8_192
@@ -185,6 +185,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "n_tool_calls",
     "last_is_tool_result",
     "n_tool_errors",
+    # failure recovery (router_ml.recovery): the turn follows a failed tool call, or the user
+    # rejects the previous answer
+    "after_error",
+    "user_rejects_answer",
     # output hints and content parts
     "max_tokens",
     "has_max_tokens",
@@ -267,6 +271,9 @@ class FeatureExtractor:
         values[_INDEX["has_max_tokens"]] = request.max_tokens is not None
         values[_INDEX["json_mode"]] = RESPONSE_FORMAT_CODES[request.response_format]
         values[_INDEX["stream"]] = request.stream
+        recovery = recovery_signals(request)
+        values[_INDEX["after_error"]] = recovery.after_error
+        values[_INDEX["user_rejects_answer"]] = recovery.user_rejects_answer
         vector = np.asarray(values, dtype=np.float64)
         np.clip(vector, 0.0, FLOAT32_EXACT_MAX, out=vector)
         return vector.astype(np.float32)

@@ -22,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 
 from router_ml.calibration import RiskCalibrator
+from router_ml.coverage import Coverage
 from router_ml.errors import ModelLoadError, SchemaMismatch, shown
 from router_ml.features import FEATURE_SCHEMA, N_FEATURES
 from router_ml.model_checks import check_metadata, check_model_bytes, check_probe, probe_rows
@@ -167,6 +168,11 @@ class TierModel:
                 f"{source}: default operating point {shown(default)} is not defined"
             )
         self.default_operating_point = self.operating_points[default]
+        # Models trained before coverage was stored have none: their requests get no ood score.
+        spec = metadata.get("coverage")
+        self.coverage = Coverage.from_dict(spec) if spec is not None else None
+        if self.coverage is not None and list(self.coverage.names) != list(FEATURE_SCHEMA.names):
+            raise ModelLoadError(f"{source}: coverage ranges name other features than the schema")
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str] | None = None) -> TierModel:

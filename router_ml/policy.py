@@ -35,6 +35,10 @@ What a rule does (exactly one):
   tier; a gateway with answer gates steps to the next when the answer fails a gate.
 
 The ``default`` takes the same forms.
+
+A top-level ``coverage`` section (``{enabled, threshold, escalate_to}``,
+``router_ml.coverage.CoverageRule``) sets what the router does with requests outside the model's
+training traffic; without it they escalate to the top tier at the model's calibrated threshold.
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from router_ml.coverage import CoverageRule
 from router_ml.errors import PolicyError, shown
 from router_ml.recovery import RecoverySignals, recovery_signals
 from router_ml.request import ChatRequest
@@ -162,6 +167,8 @@ class Policy:
     source: str = field(default="", compare=False)
     default_min_tier: str | None = None
     default_cascade: tuple[str, ...] = ()
+    coverage: CoverageRule = field(default_factory=CoverageRule)
+    """What the router does with requests outside the model's training traffic."""
 
     @classmethod
     def load(cls, policy: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> Policy:
@@ -186,7 +193,7 @@ class Policy:
     def from_dict(cls, spec: Mapping[str, Any], source: str = "") -> Policy:
         if not isinstance(spec, Mapping):
             raise PolicyError("expected a mapping with tiers, rules and default", source=source)
-        unknown = set(spec) - {"tiers", "rules", "default", "safe_tier"}
+        unknown = set(spec) - {"tiers", "rules", "default", "safe_tier", "coverage"}
         if unknown:
             raise PolicyError(f"unknown top-level keys {sorted(unknown)}", source=source)
         tiers = _check_tiers(spec.get("tiers"), source)
@@ -209,7 +216,13 @@ class Policy:
         safe_tier = _check_tier_name(
             spec.get("safe_tier", "premium"), None, source, allow_auto=False
         )
-        return cls(tiers, rules, default_tier, safe_tier, source, default_min, default_cascade)
+        try:
+            coverage = CoverageRule.from_config(spec.get("coverage"))
+        except ValueError as exc:
+            raise PolicyError(str(exc), source=source) from None
+        return cls(
+            tiers, rules, default_tier, safe_tier, source, default_min, default_cascade, coverage
+        )
 
     def first_match(
         self, request: ChatRequest, count_tokens: TokenCount, repeated: bool = False

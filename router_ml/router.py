@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from router_ml.calibration import choose_tier
+from router_ml.coverage import CoverageRule
 from router_ml.errors import InvalidRequest, shown
 from router_ml.features import FeatureExtractor
 from router_ml.model import OperatingPoint, TierModel
@@ -59,6 +60,10 @@ class Decision:
     cascade: tuple[str, ...] = ()
     """Tiers to try in order when a policy rule asked for a cascade (``tier`` is the first);
     a gateway with answer gates steps along it. Empty for a plain decision."""
+    ood: float | None = None
+    """How far outside the training traffic the request lies (``router_ml.coverage``): 0 inside,
+    towards 1 far outside; None when the model decided nothing or has no coverage ranges. When it
+    reached the coverage threshold, ``probabilities`` are those after the escalation."""
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -68,6 +73,7 @@ class Decision:
             "probabilities": {tier: round(p, 6) for tier, p in self.probabilities.items()},
             "latency_us": round(self.latency_us, 1),
             "reason": self.reason,
+            "ood": None if self.ood is None else round(self.ood, 4),
         }
         if self.cascade:
             data["cascade"] = list(self.cascade)
@@ -88,6 +94,10 @@ class Router:
         largest target not above it), or None for the model's default.
     thresholds : (float, float) or None
         Explicit risk thresholds for economy and standard; overrides ``operating_point``.
+    coverage : CoverageRule, mapping or None
+        What to do with requests outside the training traffic (``{enabled, threshold,
+        escalate_to}``); None takes the policy's ``coverage`` section, else the default rule
+        (escalate to the top tier at the model's calibrated threshold).
     """
 
     def __init__(
@@ -96,9 +106,17 @@ class Router:
         policy: Policy,
         operating_point: str | float | None = None,
         thresholds: Sequence[float] | None = None,
+        coverage: CoverageRule | Mapping[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.policy = policy
+        self.coverage_rule = CoverageRule.from_config(
+            coverage if coverage is not None else policy.coverage
+        )
+        self._coverage = model.coverage
+        self._ood_threshold = (
+            self.coverage_rule.threshold_for(model.coverage) if model.coverage is not None else 1.0
+        )
         if thresholds is not None:
             values = tuple(float(t) for t in thresholds)
             if len(values) != len(TIERS) - 1 or not all(0.0 <= t <= 1.0 for t in values):
@@ -124,10 +142,11 @@ class Router:
         policy: str | os.PathLike[str] | Mapping[str, Any] | Policy | None = None,
         operating_point: str | float | None = None,
         thresholds: Sequence[float] | None = None,
+        coverage: CoverageRule | Mapping[str, Any] | None = None,
     ) -> Router:
         """Load a model directory and a policy (None for either: the shipped default)."""
         loaded_policy = policy if isinstance(policy, Policy) else Policy.load(policy)
-        return cls(TierModel.load(model_dir), loaded_policy, operating_point, thresholds)
+        return cls(TierModel.load(model_dir), loaded_policy, operating_point, thresholds, coverage)
 
     @property
     def tiers(self) -> Mapping[str, str]:
@@ -249,9 +268,19 @@ class Router:
         return [_with_latency(d, per_request) for d in decisions]
 
     def risks(self, requests: Iterable[RequestLike]) -> np.ndarray:
-        """Calibrated P(needs more than economy), P(needs more than standard) per request."""
+        """P(needs more than economy), P(needs more than standard) per request, as decided.
+
+        The calibrated model risks, raised by the coverage rule where a request lies outside the
+        training traffic (``CoverageRule.escalate``): ranking by these ranks as the router routes.
+        """
         features = self._extractor.extract_many(parse_request(r) for r in requests)
-        return self.model.risks(features)
+        risks = self.model.risks(features)
+        if self._coverage is None or not self.coverage_rule.enabled:
+            return risks
+        for i, ood in enumerate(self._coverage.scores(features).tolist()):
+            if ood >= self._ood_threshold:
+                risks[i] = self.coverage_rule.escalate(risks[i].tolist(), self.thresholds, ood)
+        return risks
 
     def _policy_decision(self, tier: str, rule: Rule | None, start_ns: int) -> Decision:
         cascade = self.policy.cascade_of(rule)
@@ -276,11 +305,25 @@ class Router:
         thresholds: Sequence[float] | None = None,
     ) -> Decision:
         thresholds = self.thresholds if thresholds is None else thresholds
+        ood = None
+        flagged = False
+        if self._coverage is not None and features is not None:
+            ood = self._coverage.score(features)
+            flagged = self.coverage_rule.enabled and ood >= self._ood_threshold
+        model_tier = choose_tier(risks, thresholds)
+        reason = self._explain(risks, model_tier, thresholds)
+        if flagged:
+            assert features is not None and self._coverage is not None and ood is not None
+            risks = self.coverage_rule.escalate(risks, thresholds, ood)
+            outside = ", ".join(self._coverage.out_of_range(features))
+            reason += (
+                f"; out of training range (ood={ood:.2f} >= {self._ood_threshold:.2f}: "
+                f"{outside}) → {TIERS[choose_tier(risks, thresholds)]}"
+            )
         tier_index = choose_tier(risks, thresholds)
         chosen = TIERS[tier_index]
         floor = self.policy.floor_of(rule)
         tier = chosen if floor is None else at_least(chosen, floor)
-        reason = self._explain(risks, tier_index, thresholds)
         if tier != chosen:
             which = f"rule '{rule.name}'" if rule is not None else "the policy default"
             reason += f"; raised to {tier} by {which} (min_tier {floor})"
@@ -293,9 +336,10 @@ class Router:
             latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
             reason=reason,
             features=features,
+            ood=ood,
         )
 
-    def _explain(self, risks: list[float], tier_index: int, thresholds: Sequence[float]) -> str:
+    def _explain(self, risks: Sequence[float], tier_index: int, thresholds: Sequence[float]) -> str:
         shown = [
             f"P(needs > {TIERS[k]})={_comparison(risks[k], k == tier_index, thresholds[k])}"
             for k in range(min(tier_index + 1, len(risks)))
@@ -329,4 +373,5 @@ def _with_latency(decision: Decision, latency_us: float) -> Decision:
         decision.reason,
         decision.features,
         decision.cascade,
+        decision.ood,
     )

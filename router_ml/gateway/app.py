@@ -167,7 +167,9 @@ class Gateway:
         self.router = (
             router
             if router is not None
-            else Router.load(config.model_dir, config.policy, config.operating_point)
+            else Router.load(
+                config.model_dir, config.policy, config.operating_point, coverage=config.coverage
+            )
         )
         self.metrics = GatewayMetrics()
         self.log = DecisionLog(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from router_ml.coverage import CoverageRule
 from router_ml.errors import PolicyError
 from router_ml.gateway.gates import (
     GATE_NAMES,
@@ -188,6 +189,8 @@ class GatewayConfig:
     port: int = 8080
     model_dir: Path | None = None
     operating_point: str | float | None = None
+    coverage: CoverageRule | None = None
+    """``router.coverage``: overrides the policy's coverage rule when given."""
     aliases: frozenset[str] = frozenset({"auto"})
     passthrough_upstream: str | None = None
     passthrough_models: frozenset[str] | None = frozenset()
@@ -271,7 +274,7 @@ class GatewayConfig:
         server = _mapping(root.get("server", {}), "server")
         _known(server, "server", {"host", "port"})
         router = _mapping(root.get("router", {}), "router")
-        _known(router, "router", {"model_dir", "operating_point", "policy"})
+        _known(router, "router", {"model_dir", "operating_point", "policy", "coverage"})
 
         upstreams = _upstreams(root.get("upstreams"), env)
         policy_spec = router.get("policy")
@@ -305,6 +308,12 @@ class GatewayConfig:
                 "answer fails a gate, but no gate is enabled; enable gates (e.g. json, tools, "
                 "truncation, empty)"
             )
+        coverage = None
+        if router.get("coverage") is not None:
+            try:
+                coverage = CoverageRule.from_config(router["coverage"])
+            except ValueError as exc:
+                raise GatewayConfigError(f"router.{exc}") from None
         return cls(
             gates=gates,
             overrides=_overrides(root.get("overrides", {})),
@@ -316,6 +325,7 @@ class GatewayConfig:
             port=_int(server.get("port", 8080), "server.port", 0, 65535),
             model_dir=None if model_dir is None else base / _str(model_dir, "router.model_dir"),
             operating_point=operating_point,
+            coverage=coverage,
             aliases=frozenset(aliases),
             passthrough_upstream=passthrough_upstream,
             passthrough_models=passthrough_models,

@@ -126,6 +126,7 @@ def test_agent_conversation_with_tools(extractor: FeatureExtractor) -> None:
     assert f["tool_choice"] == 2
     assert f["n_tool_calls"] == 2 and f["n_tool_results"] == 2
     assert f["last_is_tool_result"] == 1 and f["n_tool_errors"] == 1
+    assert f["after_error"] == 0  # the newest tool result succeeded
     assert f["is_first_user_turn"] == 0 and f["user_turn_index"] == 2
     assert f["messages_since_last_user"] == 2
     assert f["tokens_assistant"] > 0
@@ -215,3 +216,30 @@ def test_extraction_is_deterministic(extractor: FeatureExtractor) -> None:
 
 def test_empty_batch_has_the_schema_width(extractor: FeatureExtractor) -> None:
     assert extractor.extract_many([]).shape == (0, N_FEATURES)
+
+
+def test_failure_recovery_features(extractor: FeatureExtractor) -> None:
+    retry = {
+        "messages": [
+            {"role": "user", "content": "What is 17 * 23?"},
+            {"role": "assistant", "content": "381"},
+            {"role": "user", "content": "That's wrong, try again."},
+        ]
+    }
+    f = named(extractor.extract(retry))
+    assert f["user_rejects_answer"] == 1 and f["after_error"] == 0
+    failed = {
+        "messages": [
+            {"role": "user", "content": "Book it"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "1", "type": "function", "function": {"name": "b", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "1", "content": "Error: seat not available"},
+        ]
+    }
+    f = named(extractor.extract(failed))
+    assert f["after_error"] == 1 and f["user_rejects_answer"] == 0

@@ -35,15 +35,17 @@ def test_auto_decision_has_everything_a_gateway_logs(router: Router) -> None:
 
 def test_decision_follows_the_thresholds(tiny_model_dir: Path) -> None:
     request = EXAMPLES[2]
-    risks = Router.load(tiny_model_dir).risks([request])[0]
-    always_economy = Router.load(tiny_model_dir, thresholds=(1.0, 1.0))
-    always_premium = Router.load(tiny_model_dir, thresholds=(0.0, 0.0))
-    assert always_economy.route(request).tier == "economy"
-    assert always_premium.route(request).tier == "premium"
-    just_above = Router.load(tiny_model_dir, thresholds=(risks[0] + 1e-6, 1.0))
-    just_below = Router.load(tiny_model_dir, thresholds=(risks[0], risks[1] + 1e-6))
-    assert just_above.route(request).tier == "economy"
-    assert just_below.route(request).tier == "standard"  # escalates exactly at the threshold
+    model_only = {"enabled": False}  # the thresholds alone; coverage is tested below
+    risks = Router.load(tiny_model_dir, coverage=model_only).risks([request])[0]
+
+    def with_thresholds(thresholds: tuple[float, float]) -> Router:
+        return Router.load(tiny_model_dir, thresholds=thresholds, coverage=model_only)
+
+    assert with_thresholds((1.0, 1.0)).route(request).tier == "economy"
+    assert with_thresholds((0.0, 0.0)).route(request).tier == "premium"
+    assert with_thresholds((risks[0] + 1e-6, 1.0)).route(request).tier == "economy"
+    # escalates exactly at the threshold
+    assert with_thresholds((risks[0], risks[1] + 1e-6)).route(request).tier == "standard"
 
 
 def test_stricter_operating_point_never_routes_cheaper(tiny_model_dir: Path) -> None:
@@ -155,13 +157,14 @@ def test_min_tier_floors_the_models_choice_and_says_so(tiny_model_dir: Path) -> 
         "tiers": {"economy": "e", "standard": "s", "premium": "p"},
         "rules": [{"name": "tools", "match": {"tools": True}, "min_tier": "standard"}],
     }
-    cheap = Router.load(tiny_model_dir, policy, thresholds=(1.0, 1.0))  # the model says economy
+    # The model says economy (the coverage rule, off here, is tested on its own below).
+    cheap = Router.load(tiny_model_dir, policy, thresholds=(1.0, 1.0), coverage={"enabled": False})
     with_tools = {**EXAMPLES[0], "tools": [{"type": "function", "function": {"name": "f"}}]}
     floored = cheap.route(with_tools)
     assert (floored.tier, floored.model, floored.source) == ("standard", "s", "rule:tools")
     assert "raised to standard" in floored.reason and floored.probabilities
     assert cheap.route(EXAMPLES[0]).tier == "economy"  # the rule does not match: no floor
-    dear = Router.load(tiny_model_dir, policy, thresholds=(0.0, 0.0))
+    dear = Router.load(tiny_model_dir, policy, thresholds=(0.0, 0.0), coverage={"enabled": False})
     assert dear.route(with_tools).tier == "premium"  # above the floor the model decides
     assert cheap.route_batch([with_tools, EXAMPLES[0]])[0].tier == "standard"
 
@@ -260,3 +263,58 @@ def test_reason_comparisons_hold_as_printed_on_real_decisions(router: Router) ->
         reason = router.route({"messages": [{"role": "user", "content": content}]}).reason
         for left, op, right in re.findall(r"=([\d.e-]+) (<|>=) ([\d.e-]+)", reason):
             assert (float(left) < float(right)) if op == "<" else (float(left) >= float(right))
+
+
+_AFTER_TOOL_ERROR = {
+    "messages": [
+        {"role": "user", "content": "What is the capital of country number 3?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "1", "content": "Error: upstream timed out"},
+    ]
+}
+
+
+def test_out_of_distribution_requests_escalate_and_say_why(tiny_model_dir: Path) -> None:
+    trusting = Router.load(tiny_model_dir, thresholds=(1.0, 1.0))  # the model alone: economy
+    decision = trusting.route(_AFTER_TOOL_ERROR)
+    assert decision.ood is not None and decision.ood > 0.99
+    assert decision.tier == "premium"
+    assert "out of training range" in decision.reason and "after_error=1" in decision.reason
+    assert decision.to_dict()["ood"] == round(decision.ood, 4)
+    question = {
+        "messages": [{"role": "user", "content": "What is the capital of country number 7?"}]
+    }
+    inside = trusting.route(question)  # shaped like the fixture's training questions
+    assert inside.ood is not None and inside.ood < trusting.model.coverage.threshold
+    assert inside.tier == "economy"
+
+
+def test_coverage_rule_is_configurable(tiny_model_dir: Path) -> None:
+    off = Router.load(tiny_model_dir, thresholds=(1.0, 1.0), coverage={"enabled": False})
+    decision = off.route(_AFTER_TOOL_ERROR)
+    assert decision.tier == "economy" and decision.ood is not None and decision.ood > 0.99
+    to_standard = Router.load(
+        tiny_model_dir, thresholds=(1.0, 1.0), coverage={"escalate_to": "standard"}
+    )
+    assert to_standard.route(_AFTER_TOOL_ERROR).tier == "standard"
+    policy = {
+        "tiers": {"economy": "e", "standard": "s", "premium": "p"},
+        "coverage": {"escalate_to": "standard", "threshold": 1.0},
+    }
+    from_policy = Router.load(tiny_model_dir, policy=policy, thresholds=(1.0, 1.0))
+    assert from_policy.coverage_rule.escalate_to == "standard"
+
+
+def test_exposed_risks_rank_as_the_router_routes(router: Router) -> None:
+    from router_ml.calibration import choose_tiers
+
+    requests = [*EXAMPLES, _AFTER_TOOL_ERROR]
+    chosen = choose_tiers(router.risks(requests), router.thresholds)
+    assert [TIERS[k] for k in chosen] == [d.tier for d in router.route_batch(requests)]
+    assert chosen[-1] == 2

@@ -7,6 +7,7 @@ works without the evaluation extras; the work happens in :mod:`router_ml_lab.eva
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from router_ml.cli import add_model_arguments, require_modules
@@ -39,7 +40,17 @@ def register_eval(subparsers: Any) -> None:
         "default and the split fractions and seed are the evaluated model's (metadata.json "
         "'contract'), so a model is measured by the rules it was trained and carded with.",
     )
-    _common(evaluate)
+    _common(evaluate, report_required=False)
+    evaluate.add_argument(
+        "--suite",
+        metavar="FILE",
+        help="instead of labeled traffic, route a sense suite (e.g. examples/sense.jsonl) and "
+        "report hard-above-economy and easy-at-economy shares and every item; --report DIR also "
+        "writes suite.json there",
+    )
+    evaluate.add_argument(
+        "--policy", metavar="FILE", help="routing policy for --suite (default: the shipped one)"
+    )
     evaluate.add_argument(
         "--data",
         nargs="+",
@@ -121,9 +132,9 @@ def register_bench(subparsers: Any) -> None:
     bench.set_defaults(func=run_bench_command)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _common(parser: argparse.ArgumentParser, report_required: bool = True) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--report", required=True, metavar="DIR", help="output folder")
+    parser.add_argument("--report", required=report_required, metavar="DIR", help="output folder")
     parser.add_argument(
         "--calls",
         type=int,
@@ -145,9 +156,36 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def run_eval(args: argparse.Namespace) -> int:
+    if args.suite is not None:
+        return run_suite_command(args)
+    if args.report is None:
+        print("router-ml eval: --report DIR is required (or --suite FILE)", file=sys.stderr)
+        return 2
     from router_ml_lab.evaluate.pipeline import eval_command
 
     return eval_command(args)
+
+
+def run_suite_command(args: argparse.Namespace) -> int:
+    """``router-ml eval --suite FILE``: the sense suite with the chosen model and policy."""
+    import json
+    from pathlib import Path
+
+    from router_ml.cli import load_router
+    from router_ml_lab.evaluate.suite import format_summary, load_suite, run_suite, summarize
+
+    try:
+        items = load_suite(args.suite)
+    except (OSError, ValueError) as exc:
+        print(f"router-ml eval: {exc}", file=sys.stderr)
+        return 1
+    summary = summarize(run_suite(load_router(args), items))
+    print(format_summary(summary))
+    if args.report is not None:
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "suite.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    return 0
 
 
 def run_bench_command(args: argparse.Namespace) -> int:

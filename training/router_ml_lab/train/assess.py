@@ -29,8 +29,9 @@ def assess(
     risks: np.ndarray,
     thresholds: Sequence[float],
     bootstrap_resamples: int = 0,
+    kinds: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Pooled and per-source metrics of calibrated ``risks`` routed with ``thresholds``.
+    """Pooled, per-source and (given ``kinds``) per-traffic-kind metrics of routed ``risks``.
 
     With ``bootstrap_resamples`` each slice also gets ``ci95``: 95% percentile-bootstrap
     intervals of its headline routing figures (:data:`INTERVAL_FIGURES`).
@@ -43,7 +44,16 @@ def assess(
     return {
         "pooled": group(evidence, chosen, risks),
         "per_source": grouped_summaries(evidence, chosen, risks, evidence.sources, group),
+        **(
+            {"per_kind": grouped_summaries(evidence, chosen, risks, kinds, _without_intervals)}
+            if kinds is not None
+            else {}
+        ),
     }
+
+
+def _without_intervals(part: Evidence, part_chosen: np.ndarray, part_risks: np.ndarray) -> dict:
+    return _assess_group(part, part_chosen, part_risks, 0)
 
 
 INTERVAL_FIGURES = ("under_routing", "cost_vs_premium", "quality_kept", "accuracy")

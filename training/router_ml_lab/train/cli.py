@@ -43,6 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     parser.add_argument(
+        "--unlabeled",
+        nargs="*",
+        default=[],
+        metavar="PATH",
+        help="unlabeled request files or directories (e.g. ../shared/data/requests): the model "
+        "card reports the share of each source flagged out of the training distribution",
+    )
+    parser.add_argument(
         "--config",
         default=None,
         metavar="FILE",
@@ -99,6 +107,7 @@ def run_train(args: argparse.Namespace) -> int:
             seed=args.seed,
             sample=args.sample,
             progress=args.progress,
+            unlabeled=args.unlabeled,
         )
     except (OSError, ValueError, ExportError) as exc:
         print(f"router-ml train: {exc}", file=sys.stderr)

@@ -36,6 +36,8 @@ _SECTIONS: dict[str, set[str]] = {
     "operating_points": {"targets", "default", "threshold_grid", "margin_z"},
     "cost": {"assumed_output_tokens"},
     "export": {"target_opset", "parity_tolerance"},
+    "augment": {"copies", "system_prompt", "max_tokens", "json_mode", "stream", "earlier_turns"},
+    "coverage": {"max_flagged"},
 }
 DENOISE_METHODS = ("none", "irt")
 

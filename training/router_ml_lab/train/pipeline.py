@@ -23,17 +23,21 @@ from typing import Any
 import numpy as np
 
 from router_ml.calibration import choose_tiers
+from router_ml.coverage import Coverage
 from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
 from router_ml.model import EvaluationContract, write_metadata
 from router_ml.model_checks import FORMAT_VERSION, HASH_KEY, sha256_hex
 from router_ml.tiers import TIERS
+from router_ml_lab.quality import metrics as m
 from router_ml_lab.quality.data import ReadReport, TrafficRecord, read_traffic, traffic_files
 from router_ml_lab.quality.evidence import build_evidence
+from router_ml_lab.quality.kinds import traffic_kinds
 from router_ml_lab.quality.labels import Catalog, TierRepresentatives
 from router_ml_lab.quality.splits import SPLIT_NAMES, TEST, TRAIN, VALIDATION, assign_splits
 from router_ml_lab.quality.summary import routing_summary
 from router_ml_lab.quality.uncertainty import DEFAULT_RESAMPLES as BOOTSTRAP_RESAMPLES
 from router_ml_lab.train.assess import assess
+from router_ml_lab.train.augment import augment_requests
 from router_ml_lab.train.calibrate import (
     fit_risk_calibrator,
     operating_point_name,
@@ -67,8 +71,13 @@ def train(
     seed: int = 0,
     sample: int | None = None,
     progress: bool | None = None,
+    unlabeled: Sequence[str | os.PathLike[str]] = (),
 ) -> TrainResult:
-    """Train, calibrate, export and document a tier model into ``out_dir``."""
+    """Train, calibrate, export and document a tier model into ``out_dir``.
+
+    ``unlabeled``: request files (``{"id", "source", "request"}`` lines) whose share flagged out
+    of distribution is reported per source in the model card.
+    """
     config = load_config(config_path)
     train_, validation_, test_ = (float(f) for f in config["split"]["fractions"])
     contract = EvaluationContract(
@@ -155,7 +164,27 @@ def train(
         config["model"]["balance_sources"],
         base,
     )
-    model = fit_classifier(fit_features, targets, weights, config["model"], seed)
+    # Envelope augmentation of the labeled training rows (censored rows, appended last, as they are).
+    n_plain = len(train_index)
+    enveloped_x, enveloped_y, enveloped_w = augmented_training_rows(
+        [records[i].request for i in train_index],
+        fit_features[:n_plain],
+        targets[:n_plain],
+        weights[:n_plain],
+        config["augment"],
+        seed,
+        show,
+    )
+    fit_x = np.vstack([enveloped_x, fit_features[n_plain:]])
+    fit_y = np.concatenate([enveloped_y, targets[n_plain:]])
+    fit_w = np.concatenate([enveloped_w, weights[n_plain:]])
+    model = fit_classifier(fit_x, fit_y, fit_w, config["model"], seed)
+    coverage = Coverage.fit(
+        FEATURE_SCHEMA.names,
+        fit_x,
+        features[splits == VALIDATION],
+        config["coverage"]["max_flagged"],
+    )
 
     stages.next("calibrate")
     validation = splits == VALIDATION
@@ -164,6 +193,15 @@ def train(
         val_probabilities, labels[validation], centered=config["calibration"]["centered"]
     )
     val_risks = calibrator.risks(val_probabilities)
+    envelope = envelope_effect(
+        model,
+        calibrator,
+        [records[i].request for i in np.flatnonzero(validation)],
+        val_risks,
+        labels[validation],
+        config["augment"],
+        seed,
+    )
     val_evidence = evidence.subset(validation)
     operating_points = [
         {
@@ -191,14 +229,22 @@ def train(
     test = splits == TEST
     test_risks = calibrator.risks(onnx_probabilities(graph, features[test]))
     default_name = operating_point_name(ops["default"])
+    test_kinds = traffic_kinds(sources[test], features[test])
     test_metrics = {
         op["name"]: assess(
             evidence.subset(test),
             test_risks,
             tuple(op["thresholds"][t] for t in TIERS[:-1]),
             bootstrap_resamples=BOOTSTRAP_RESAMPLES if op["name"] == default_name else 0,
+            kinds=test_kinds,
         )
         for op in operating_points
+    }
+    ood_shares = {
+        "threshold": coverage.threshold,
+        "validation": coverage.validation_flagged,
+        "test": float(np.mean(coverage.scores(features[test]) >= coverage.threshold)),
+        "unlabeled": flagged_shares(coverage, unlabeled),
     }
 
     stages.next("write")
@@ -215,8 +261,11 @@ def train(
             "split_sizes": {name: int(np.sum(splits == k)) for k, name in enumerate(SPLIT_NAMES)},
             "onnx_parity_max_abs_diff": parity,
             "validation_ece": _ece_summary(val_risks, labels[validation]),
+            "envelope": envelope,
+            "ood_flagged": ood_shares,
             "test": test_metrics,
         },
+        "coverage": coverage.to_dict(),
         # What the model has seen: a runtime can flag (and escalate) requests outside it.
         "feature_ranges": {
             "names": list(FEATURE_SCHEMA.names),
@@ -251,13 +300,80 @@ def train(
 
 def extract_features(records: Sequence[TrafficRecord], progress: bool) -> np.ndarray:
     """Feature matrix of the records' requests, computed once per run by the runtime extractor."""
+    return request_features([r.request for r in records], progress)
+
+
+def request_features(requests: Sequence[dict[str, Any]], progress: bool, desc: str = "features"):
+    """Feature matrix of request bodies by the runtime extractor."""
     extractor = FeatureExtractor()
-    requests = [r.request for r in records]
     if progress:
         from tqdm import tqdm
 
-        requests = tqdm(requests, desc="features", unit="req", file=sys.stderr)
+        requests = tqdm(requests, desc=desc, unit="req", file=sys.stderr)
     return extractor.extract_many(requests)
+
+
+def augmented_training_rows(
+    requests: Sequence[dict[str, Any]],
+    features: np.ndarray,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    spec: dict[str, Any],
+    seed: int,
+    progress: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training rows plus ``copies`` enveloped copies of each, same label and weight."""
+    rates = {k: v for k, v in spec.items() if k != "copies"}
+    blocks, labels, row_weights = [features], [targets], [weights]
+    for copy in range(int(spec["copies"])):
+        enveloped = augment_requests(requests, rates, seed + 1 + copy)
+        blocks.append(request_features(enveloped, progress, desc=f"augment {copy + 1}"))
+        labels.append(targets)
+        row_weights.append(weights)
+    return np.vstack(blocks), np.concatenate(labels), np.concatenate(row_weights)
+
+
+def envelope_effect(
+    model: Any,
+    calibrator: Any,
+    requests: Sequence[dict[str, Any]],
+    risks: np.ndarray,
+    labels: np.ndarray,
+    spec: dict[str, Any],
+    seed: int,
+) -> dict[str, float]:
+    """How the validation risks move when the same requests arrive in a random envelope."""
+    rates = {k: v for k, v in spec.items() if k != "copies"}  # measured even with copies: 0
+    enveloped = request_features(augment_requests(requests, rates, seed + 1000), False)
+    moved = calibrator.risks(model.predict_proba(enveloped))
+    return {
+        "auc_needs_above_economy": m.roc_auc(risks[:, 0], labels > 0),
+        "auc_needs_above_economy_enveloped": m.roc_auc(moved[:, 0], labels > 0),
+        "mean_abs_risk_change": float(np.mean(np.abs(moved[:, 0] - risks[:, 0]))),
+    }
+
+
+def flagged_shares(
+    coverage: Coverage, paths: Sequence[str | os.PathLike[str]]
+) -> dict[str, dict[str, float]]:
+    """Per unlabeled request source: how many requests, and the share flagged out of range."""
+    by_source: dict[str, list[dict[str, Any]]] = {}
+    for path in traffic_files(paths):
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                by_source.setdefault(str(record.get("source", path.name)), []).append(
+                    record["request"]
+                )
+    shares = {}
+    for source, requests in sorted(by_source.items()):
+        scores = coverage.scores(request_features(requests, False))
+        shares[source] = {
+            "n": len(requests),
+            "flagged": float(np.mean(scores >= coverage.threshold)),
+        }
+    return shares
 
 
 def _ece_summary(risks: np.ndarray, labels: np.ndarray) -> dict[str, float]:
