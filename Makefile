@@ -41,9 +41,14 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-## model: retrain the shipped default model from $(DATA)
-model: $(VENV)/.dev
-	$(BIN)/router-ml train --data $(DATA)/traffic --catalog $(DATA)/models.json --unlabeled $(DATA)/requests --out models/default
+$(VENV)/.distill: pyproject.toml | $(VENV)/.dev
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[dev,distill]'
+	touch $@
+
+## model: retrain the shipped default model from $(DATA) (distils the text embedding once, cached in build/)
+model: $(VENV)/.dev $(VENV)/.distill
+	$(BIN)/router-ml train --data $(DATA)/traffic --catalog $(DATA)/models.json --unlabeled $(DATA)/requests --suite examples/sense.jsonl --out models/default
 
 ## eval: routing quality on the held-out test split, ours vs baselines and peers, with the speed bench
 eval: $(VENV)/.dev

@@ -11,9 +11,13 @@ validation, features, tokenizer, ONNX and policy. Workloads:
   and its peak resident memory.
 
 LiteLLM's complexity router is timed on the same workloads when it is installed, and every p50
-is reported as a ratio to it. Usage::
+is reported as a ratio to it. With ``--previous REV`` the same script of an earlier git revision
+(its own runtime and shipped model, checked out in a temporary worktree) is run before and after
+this one, and every p50 is also reported as a ratio to the mean of those two runs: a model change
+is judged against its predecessor on the same machine at the same time. Usage::
 
     python benchmarks/runtime_budget.py [--model DIR] [--data ../shared/data] [--out FILE.json]
+        [--previous REV]
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import json
 import statistics
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -77,6 +82,43 @@ def import_and_load(model: str | None, repeats: int = 5) -> dict[str, float]:
     return {"seconds": statistics.median(seconds), "rss_mb": statistics.median(rss)}
 
 
+def previous_run(revision: str, data: str, calls: int) -> dict[str, Any]:
+    """This benchmark as it was at ``revision``, with that revision's runtime and shipped model."""
+    repo = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="router-ml-previous-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(
+            ["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), revision],
+            check=True,
+            capture_output=True,
+        )
+        try:
+            out = Path(tmp) / "previous.json"
+            subprocess.run(
+                [
+                    sys.executable,
+                    "benchmarks/runtime_budget.py",
+                    "--data",
+                    data,
+                    "--calls",
+                    str(calls),
+                    "--out",
+                    str(out),
+                ],
+                cwd=tree,
+                env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{tree}:{tree / 'training'}"},
+                check=True,
+                capture_output=True,
+            )
+            return json.loads(out.read_text())
+        finally:
+            subprocess.run(
+                ["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+                check=False,
+                capture_output=True,
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="model directory (default: the shipped model)")
@@ -87,7 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--calls", type=int, default=5000, help="timed calls per workload")
     parser.add_argument("--out", help="write the results as JSON here")
+    parser.add_argument(
+        "--previous",
+        metavar="REV",
+        help="also run this benchmark at an earlier git revision (before and after this run) "
+        "and report p50 ratios to it",
+    )
     args = parser.parse_args(argv)
+    previous = [previous_run(args.previous, args.data, args.calls)] if args.previous else []
 
     core = pin_to_one_core()
     router = Router.load(args.model)
@@ -131,6 +180,14 @@ def main(argv: list[str] | None = None) -> int:
             w: results["latency"]["router-ml"][w]["p50_us"] / reference[w]["p50_us"]
             for w in workloads
         }
+    if args.previous:
+        previous.append(previous_run(args.previous, args.data, args.calls))
+        results["previous"] = {"revision": args.previous, "runs": previous}
+        results["ratio_to_previous_p50"] = {
+            w: results["latency"]["router-ml"][w]["p50_us"]
+            / statistics.mean(run["latency"]["router-ml"][w]["p50_us"] for run in previous)
+            for w in workloads
+        }
     print(render(results))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
@@ -156,6 +213,17 @@ def render(results: dict[str, Any]) -> str:
     ]
     for workload, ratio in results.get("ratio_to_litellm_p50", {}).items():
         lines.append(f"p50 ratio router-ml / LiteLLM heuristic on {workload}: {ratio:.2f}")
+    if "previous" in results:
+        runs = results["previous"]["runs"]
+        lines.append(f"previous revision {results['previous']['revision']} (run before and after):")
+        for workload, ratio in results["ratio_to_previous_p50"].items():
+            before = ", ".join(f"{r['latency']['router-ml'][workload]['p50_us']:.1f}" for r in runs)
+            lines.append(f"  {workload}: p50 {before} µs; ratio now / previous {ratio:.2f}")
+        loads = ", ".join(
+            f"{load['seconds'] * 1000:.0f} ms / {load['rss_mb']:.0f} MB"
+            for load in (r["import_and_load"] for r in runs)
+        )
+        lines.append(f"  import + load / peak RSS: {loads}")
     return "\n".join(lines)
 
 

@@ -351,7 +351,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     except (RouterError, ValueError, OSError) as exc:
         print(f"router-ml calibrate: {exc}", file=sys.stderr)
         return 2
-    extractor = FeatureExtractor()
+    extractor = FeatureExtractor(embedding=model.text_embedding)
     rows, n_bad = [], 0
     with Progress(total, "features") as progress:
         for line_no, line in _batch_lines(path):

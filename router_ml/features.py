@@ -28,9 +28,10 @@ import numpy as np
 from router_ml.errors import InvalidRequest
 from router_ml.recovery import recovery_signals, tool_result_is_error
 from router_ml.request import MAX_SCHEMA_LIST, ChatRequest, Message, parse_request
+from router_ml.text_embedding import EMBED_CHAR_CAP, N_DIMS, TextEmbedding
 from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 TOKEN_BUDGET_CHARS = 65_536
 """Characters tokenised exactly per request; later messages are extrapolated."""
 SIGNAL_CHAR_CAP = 8_192
@@ -213,6 +214,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "non_latin_ratio",
     *(f"cue_{name}" for name in TASK_CUES),
     "system_tokens_share",
+    # what the last user turn is about: its mean static token embedding (router_ml.text_embedding)
+    *(f"text_emb_{k}" for k in range(N_DIMS)),
 )
 N_FEATURES = len(FEATURE_NAMES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
@@ -237,7 +240,13 @@ def _schema_hash() -> str:
         "version": SCHEMA_VERSION,
         "names": FEATURE_NAMES,
         "encoding": ENCODING_NAME,
-        "caps": [EXACT_CHAR_CAP, TOKEN_BUDGET_CHARS, SIGNAL_CHAR_CAP, SCHEMA_NODE_CAP],
+        "caps": [
+            EXACT_CHAR_CAP,
+            TOKEN_BUDGET_CHARS,
+            SIGNAL_CHAR_CAP,
+            SCHEMA_NODE_CAP,
+            EMBED_CHAR_CAP,
+        ],
         "cues": {
             name: [sorted(words), list(phrases)] for name, (words, phrases) in TASK_CUES.items()
         },
@@ -249,10 +258,17 @@ FEATURE_SCHEMA = FeatureSchema(SCHEMA_VERSION, FEATURE_NAMES, _schema_hash())
 
 
 class FeatureExtractor:
-    """Computes the feature vector of a request; one instance is safe to share across threads."""
+    """Computes the feature vector of a request; one instance is safe to share across threads.
 
-    def __init__(self, token_counter: TokenCounter | None = None) -> None:
+    ``embedding`` is the model's token-embedding table (``TierModel.text_embedding``); without it
+    the ``text_emb_*`` features are 0, which only a model trained without a table expects.
+    """
+
+    def __init__(
+        self, token_counter: TokenCounter | None = None, embedding: TextEmbedding | None = None
+    ) -> None:
         self._counter = token_counter or TokenCounter()
+        self._embedding = embedding
 
     def extract(self, request: ChatRequest | dict[str, Any] | str | bytes) -> np.ndarray:
         """Feature vector (float32, shape ``(N_FEATURES,)``) of one request."""
@@ -298,7 +314,12 @@ class FeatureExtractor:
             text = message.text
             if message.tool_call_text:
                 text = f"{text}\n{message.tool_call_text}" if text else message.tool_call_text
-            if budget > 0 or i == last_user:
+            if i == last_user and self._embedding is not None:
+                tokens = self._embed_last_user(text, values)
+                exact_tokens += tokens
+                exact_chars += len(text)
+                budget -= min(len(text), EXACT_CHAR_CAP)
+            elif budget > 0 or i == last_user:
                 tokens = count(text)
                 exact_tokens += tokens
                 exact_chars += len(text)
@@ -340,6 +361,19 @@ class FeatureExtractor:
             v[ix["chars_last_user"]] = len(text)
             v[ix["tokens_per_char_last_user"]] = tokens_last_user / len(text) if text else 0.0
             _text_signals(text[:SIGNAL_CHAR_CAP], v)
+
+    def _embed_last_user(self, text: str, values: list[float]) -> int:
+        """Embed the head of the last user turn; its token count, sharing the tokenisation."""
+        assert self._embedding is not None
+        if len(text) <= EMBED_CHAR_CAP:
+            ids = self._counter.encode(text)
+            tokens = len(ids)  # what count() gives for a text this short
+        else:
+            ids = self._counter.encode(text[:EMBED_CHAR_CAP])
+            tokens = self._counter.count(text)
+        start = _INDEX["text_emb_0"]
+        values[start : start + N_DIMS] = self._embedding.pool(ids)
+        return tokens
 
 
 def _text_signals(text: str, v: list[float]) -> None:

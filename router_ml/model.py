@@ -26,6 +26,7 @@ from router_ml.coverage import Coverage
 from router_ml.errors import ModelLoadError, SchemaMismatch, shown
 from router_ml.features import FEATURE_SCHEMA, N_FEATURES
 from router_ml.model_checks import check_metadata, check_model_bytes, check_probe, probe_rows
+from router_ml.text_embedding import TextEmbedding, file_sha256
 from router_ml.tiers import TIERS
 
 MAX_METADATA_BYTES = 64 << 20
@@ -150,7 +151,11 @@ class TierModel:
     """An ONNX tier classifier with its calibration and operating points."""
 
     def __init__(
-        self, session: ort.InferenceSession, metadata: Mapping[str, Any], source: str = ""
+        self,
+        session: ort.InferenceSession,
+        metadata: Mapping[str, Any],
+        source: str = "",
+        text_embedding: TextEmbedding | None = None,
     ) -> None:
         self._session = session
         self._outputs = [OUTPUT_NAME]
@@ -158,6 +163,8 @@ class TierModel:
         self._run_options = ort.RunOptions()
         self.metadata = metadata
         self.source = source
+        self.text_embedding = text_embedding
+        """The token-embedding table the model's ``text_emb_*`` features need (None: not used)."""
         self.calibrator = RiskCalibrator.from_dict(metadata["calibration"], TIERS)
         self.operating_points = {
             op.name: op for op in map(OperatingPoint.from_dict, metadata["operating_points"])
@@ -198,8 +205,9 @@ class TierModel:
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ModelLoadError(f"{onnx_path}: not a loadable ONNX model: {exc}") from exc
         _check_signature(session, onnx_path)
+        embedding = _load_text_embedding(metadata, directory)
         try:
-            model = cls(session, metadata, source=str(directory))
+            model = cls(session, metadata, source=str(directory), text_embedding=embedding)
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(
                 f"{directory / 'metadata.json'}: invalid field: {shown(exc)}"
@@ -301,6 +309,22 @@ def _read_metadata(directory: Path) -> dict[str, Any]:
         raise ModelLoadError(f"{path}: missing keys {missing}")
     check_metadata(metadata, path)
     return metadata
+
+
+def _load_text_embedding(metadata: Mapping[str, Any], directory: Path) -> TextEmbedding | None:
+    """The table named in the metadata, checked against its recorded sha256."""
+    spec = metadata.get("text_embedding")
+    if spec is None:
+        return None
+    path = directory / str(spec.get("file", ""))
+    if not path.is_file():
+        raise ModelLoadError(f"{path}: text embedding named in metadata.json is missing")
+    if file_sha256(path) != spec.get("sha256"):
+        raise ModelLoadError(f"{path}: sha256 differs from metadata.json; the file was changed")
+    try:
+        return TextEmbedding.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{path}: not a text embedding table: {exc}") from exc
 
 
 def _check_schema(metadata: Mapping[str, Any], directory: Path) -> None:

@@ -130,7 +130,7 @@ class Router:
         self.thresholds = tuple(self.operating_point.thresholds)
         self._thresholds_by_point: dict[str | float, tuple[float, ...]] = {}
         self._counter = TokenCounter()
-        self._extractor = FeatureExtractor(self._counter)
+        self._extractor = FeatureExtractor(self._counter, model.text_embedding)
         # The first extraction pays for lazy allocations (tokenizer, regex caches); pay it here,
         # not on a client's request (TierModel.load already warmed the ONNX session).
         self._extractor.extract(_WARM_UP_REQUEST)

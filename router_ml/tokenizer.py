@@ -139,6 +139,10 @@ class TokenCounter:
                 self._cache[key] = tokens
         return tokens
 
+    def encode(self, text: str) -> list[int]:
+        """The o200k token ids of ``text`` (not capped, not memoised: callers cap the text)."""
+        return self._encode(text)
+
     def _count(self, text: str, n_chars: int) -> int:
         if n_chars <= self.exact_char_cap:
             return len(self._encode(text)) if n_chars else 0

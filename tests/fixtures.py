@@ -120,6 +120,8 @@ def tiny_config(directory: str | os.PathLike[str], **overrides: dict[str, Any]) 
     config = load_config()
     config["model"].update(n_estimators=30, num_leaves=7, max_depth=3, min_child_samples=5)
     config["operating_points"]["threshold_grid"] = 50
+    # No text embedding: it needs a cached distillation or the distill extra (torch).
+    config["text_embedding"]["enabled"] = False
     for section, values in overrides.items():
         config[section].update(values)
     path = Path(directory) / "config.yaml"

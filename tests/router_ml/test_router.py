@@ -288,7 +288,7 @@ def test_out_of_distribution_requests_escalate_and_say_why(tiny_model_dir: Path)
     assert "out of training range" in decision.reason and "after_error=1" in decision.reason
     assert decision.to_dict()["ood"] == round(decision.ood, 4)
     question = {
-        "messages": [{"role": "user", "content": "What is the capital of country number 7?"}]
+        "messages": [{"role": "user", "content": "What is the capital of country number 345?"}]
     }
     inside = trusting.route(question)  # shaped like the fixture's training questions
     assert inside.ood is not None and inside.ood < trusting.model.coverage.threshold

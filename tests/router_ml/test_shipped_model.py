@@ -55,7 +55,9 @@ def test_onnx_matches_lightgbm_on_real_requests() -> None:
     pytest.importorskip("lightgbm")
     shared = REPO.parent / "shared" / "data"
     requests = real_requests(shared if (shared / "traffic").is_dir() else None)
-    features = FeatureExtractor().extract_many(requests)
+    features = FeatureExtractor(embedding=TierModel.load(SHIPPED).text_embedding).extract_many(
+        requests
+    )
     estimator = joblib.load(SHIPPED / "estimator.joblib")
     expected = estimator.predict_proba(features)
     actual = TierModel.load(SHIPPED).predict_proba(features)

@@ -90,6 +90,7 @@ def test_minimal_config_gets_safe_defaults() -> None:
             "differs from the policy's economy model",
         ),
         ({"surprise": 1}, ENV, "config: unknown keys ['surprise']"),
+        ({"router": {"coverage": {"escalate_to": "gold"}}}, ENV, "router.coverage.escalate_to"),
     ],
 )
 def test_mistakes_fail_at_load_naming_the_key(
@@ -215,3 +216,11 @@ def test_overrides_can_be_turned_off_per_source() -> None:
     assert not off.enabled
     header_only = load({"overrides": {"metadata": False}}).overrides
     assert header_only.header and not header_only.metadata
+
+
+def test_router_coverage_overrides_the_policy() -> None:
+    from router_ml.coverage import CoverageRule
+
+    assert load().coverage is None
+    config = load({"router": {"coverage": {"enabled": False}}})
+    assert config.coverage == CoverageRule(enabled=False)

@@ -152,3 +152,22 @@ def test_an_unknown_router_name_is_refused_with_the_known_ones(tiny_model) -> No
     routers, skipped = build_routers(["oracle", "length"], ctx)
     assert [r.name for r, _ in routers] == ["router-ml", "length heuristic"]
     assert "oracle" in skipped
+
+
+def test_eval_suite_reports_the_two_shares_and_every_item(tmp_path, tiny_model, capsys) -> None:
+    from pathlib import Path
+
+    suite = Path(__file__).resolve().parents[3] / "examples" / "sense.jsonl"
+    code = _run(
+        ["eval", "--suite", str(suite), "--model", str(tiny_model), "--report", str(tmp_path)]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "hard above economy:" in out and "easy at economy:" in out and "code-lru" in out
+    summary = json.loads((tmp_path / "suite.json").read_text())
+    assert summary["n"] >= 40 and 0 <= summary["hard_above_economy"] <= 1
+
+
+def test_eval_without_report_or_suite_is_refused(tiny_model, capsys) -> None:
+    assert _run(["eval", "--model", str(tiny_model)]) == 2
+    assert "--report DIR is required" in capsys.readouterr().err

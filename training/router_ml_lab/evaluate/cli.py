@@ -172,7 +172,7 @@ def run_suite_command(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from router_ml.cli import load_router
-    from router_ml_lab.evaluate.suite import format_summary, load_suite, run_suite, summarize
+    from router_ml_lab.quality.suite import format_summary, load_suite, run_suite, summarize
 
     try:
         items = load_suite(args.suite)

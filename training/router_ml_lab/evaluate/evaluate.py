@@ -22,6 +22,7 @@ from router_ml_lab.evaluate.baselines import TierRouter
 from router_ml_lab.evaluate.cascade import cascade_report
 from router_ml_lab.quality import metrics as m
 from router_ml_lab.quality.evidence import Evidence, noise_reference
+from router_ml_lab.quality.kinds import KINDS, traffic_kinds
 from router_ml_lab.quality.summary import grouped_summaries, routellm_metrics, routing_summary
 
 ACCURACY_TARGET = 0.90
@@ -94,6 +95,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Every metric for every router, pooled and per source, plus the label-noise reference."""
     sources = sorted(set(eval_set.sources))
+    kinds = request_kinds(eval_set)
     routers = []
     with Progress(len(runs), "metrics") as bar:
         for run in runs:
@@ -106,6 +108,7 @@ def evaluate(
                     "description": run.description,
                     "pooled": routing_summary(eval_set, run.chosen, run.escalation),
                     "per_source": per_source,
+                    "per_kind": _per_kind(eval_set, run.chosen, escalation, kinds),
                     "routellm": routellm_metrics(eval_set, escalation),
                     "routellm_score": "continuous" if run.escalation is not None else "tier index",
                     "cost_quality": cost_quality(eval_set, run),
@@ -123,6 +126,30 @@ def evaluate(
         "cascade": cascade_report(eval_set.labels, eval_set.costs, eval_set.scores),
         "skipped": dict(skipped or {}),
     }
+
+
+def request_kinds(eval_set: Evidence) -> np.ndarray:
+    """The traffic kind of every record (``router_ml_lab.quality.kinds``), from its features."""
+    from router_ml.features import FeatureExtractor
+
+    features = FeatureExtractor().extract_many(eval_set.requests)
+    return traffic_kinds(eval_set.sources, features)
+
+
+def _per_kind(
+    eval_set: Evidence, chosen: np.ndarray, escalation: np.ndarray, kinds: np.ndarray
+) -> dict[str, Any]:
+    """Routing summary and economy-vs-premium APGR per traffic kind."""
+    result = {}
+    for kind in KINDS:
+        mask = kinds == kind
+        if not mask.any():
+            continue
+        summary = routing_summary(eval_set.subset(mask), chosen[mask])
+        routellm = routellm_metrics(eval_set.subset(mask), escalation[mask])
+        summary["apgr"] = routellm["apgr"] if routellm else float("nan")
+        result[kind] = summary
+    return result
 
 
 def _label_shares(eval_set: Evidence, sources: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -143,6 +143,7 @@ def render_markdown(
         "",
     ]
     out += _noise_section(report)
+    out += _per_kind_section(report)
     out += _per_source_section(report)
     out += _routellm_section(report)
     out += cascade_markdown(report.get("cascade") or [])
@@ -228,6 +229,30 @@ def _noise_section(report: dict[str, Any]) -> list[str]:
             f"| {row['source']} | {' vs '.join(row['models'])} | {row['n']} "
             f"| {_pct(row['agreement'])} |"
         )
+    return [*out, ""]
+
+
+def _per_kind_section(report: dict[str, Any]) -> list[str]:
+    """Per traffic kind (benchmark-shaped, open-ended chat, agent/tool, long-document)."""
+    routers = [r for r in report["routers"] if r.get("per_kind")]
+    if not routers:
+        return []
+    kinds = list(routers[0]["per_kind"])
+    counts = ", ".join(f"{k} {routers[0]['per_kind'][k]['n']}" for k in kinds)
+    out = [
+        "## Per traffic kind",
+        "",
+        f"Kinds from the request's shape (router_ml_lab/quality/kinds.py); records: {counts}.",
+        "",
+    ]
+    out += _per_source_table(
+        "Under-routing / economy share / APGR per kind:",
+        [{**r, "per_source": r["per_kind"]} for r in routers],
+        kinds,
+        lambda m: (
+            f"{_pct(m['under_routing'])} / {_pct(m['tier_shares']['economy'])} / {_num(m['apgr'])}"
+        ),
+    )
     return [*out, ""]
 
 

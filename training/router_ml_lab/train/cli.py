@@ -43,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     parser.add_argument(
+        "--suite",
+        metavar="FILE",
+        help="sense suite (e.g. examples/sense.jsonl) routed with the new model; its result goes "
+        "into metadata.json and the model card",
+    )
+    parser.add_argument(
         "--unlabeled",
         nargs="*",
         default=[],
@@ -108,6 +114,7 @@ def run_train(args: argparse.Namespace) -> int:
             sample=args.sample,
             progress=args.progress,
             unlabeled=args.unlabeled,
+            suite=args.suite,
         )
     except (OSError, ValueError, ExportError) as exc:
         print(f"router-ml train: {exc}", file=sys.stderr)

@@ -38,6 +38,7 @@ _SECTIONS: dict[str, set[str]] = {
     "export": {"target_opset", "parity_tolerance"},
     "augment": {"copies", "system_prompt", "max_tokens", "json_mode", "stream", "earlier_turns"},
     "coverage": {"max_flagged"},
+    "text_embedding": {"enabled", "cache_dir"},
 }
 DENOISE_METHODS = ("none", "irt")
 

