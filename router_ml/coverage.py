@@ -35,6 +35,8 @@ from router_ml.tiers import TIERS, TOP_TIER, tier_rank
 
 UNSEEN_WIDTH = 1e-3
 """Range width given to a feature that was constant in training: any change is far outside."""
+UNBOUNDED = float(2**24)
+"""The range of an unchecked feature: every value a feature can take (features are clipped)."""
 MIN_THRESHOLD = 0.05
 """Excursions scoring below this are never flagged, however the calibration falls."""
 NAMES_IN_REASON = 4
@@ -72,18 +74,27 @@ class Coverage:
         validation: np.ndarray,
         max_flagged: float = 0.01,
         min_support: int = 40,
+        unchecked: Sequence[str] = (),
     ) -> Coverage:
         """Ranges from ``training``; the threshold flags at most ``max_flagged`` of ``validation``.
 
         Each range runs from the ``min_support``-th smallest to the ``min_support``-th largest
         training value: beyond them the trees saw too few rows to learn anything (they extrapolate
-        flat), so the model's answer there is a guess.
+        flat), so the model's answer there is a guess. Features in ``unchecked`` get an unbounded
+        range: per-feature ranges suit counts and shares, not the axes of a text embedding, where
+        a short ordinary prompt lies further out than a long odd one.
         """
         training = np.sort(np.asarray(training, dtype=np.float64), axis=0)
         k = min(max(min_support, 1), training.shape[0]) - 1
         low, high = training[k], training[training.shape[0] - 1 - k]
         low = np.minimum(low, high)
         width = np.where(high > low, high - low, UNSEEN_WIDTH)
+        free = np.isin(np.asarray(names), list(unchecked))
+        low, high, width = (
+            np.where(free, -UNBOUNDED, low),
+            np.where(free, UNBOUNDED, high),
+            np.where(free, 1.0, width),
+        )
         provisional = cls(tuple(names), low, high, width, 1.0)
         scores = provisional.scores(validation)
         threshold = max(MIN_THRESHOLD, float(np.quantile(scores, 1.0 - max_flagged)) + 1e-9)

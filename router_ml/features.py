@@ -219,6 +219,11 @@ FEATURE_NAMES: tuple[str, ...] = (
 )
 N_FEATURES = len(FEATURE_NAMES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+TEXT_EMBEDDING_FEATURES = tuple(f"text_emb_{k}" for k in range(N_DIMS))
+# Every feature is a count, share or code (>= 0) except the embedding's centred PCA components.
+_LOWER_BOUNDS = np.array(
+    [-FLOAT32_EXACT_MAX if n in TEXT_EMBEDDING_FEATURES else 0.0 for n in FEATURE_NAMES]
+)
 _CUE_INDEX = {word: _INDEX[f"cue_{cue}"] for word, cue in _CUE_OF_WORD.items()}
 _CUE_PHRASE_INDEX = tuple((phrase, _INDEX[f"cue_{cue}"]) for phrase, cue in _CUE_PHRASES)
 
@@ -291,7 +296,7 @@ class FeatureExtractor:
         values[_INDEX["after_error"]] = recovery.after_error
         values[_INDEX["user_rejects_answer"]] = recovery.user_rejects_answer
         vector = np.asarray(values, dtype=np.float64)
-        np.clip(vector, 0.0, FLOAT32_EXACT_MAX, out=vector)
+        np.clip(vector, _LOWER_BOUNDS, FLOAT32_EXACT_MAX, out=vector)
         return vector.astype(np.float32)
 
     def _conversation(self, messages: tuple[Message, ...], values: list[float]) -> None:

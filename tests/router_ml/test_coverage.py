@@ -72,3 +72,11 @@ def test_rule_from_config() -> None:
         CoverageRule.from_config({"escalate_to": "gold"})
     with pytest.raises(ValueError, match="threshold"):
         CoverageRule.from_config({"threshold": 2})
+
+
+def test_unchecked_features_are_never_out_of_range() -> None:
+    rng = np.random.default_rng(1)
+    training = np.column_stack([rng.integers(1, 500, 2000), rng.normal(size=2000), np.zeros(2000)])
+    coverage = Coverage.fit(NAMES, training, training[:500], min_support=10, unchecked=["n_images"])
+    assert coverage.score(np.array([100.0, 50.0, 0.0])) == 0.0
+    assert coverage.score(np.array([100.0, 0.0, 0.3])) > 0.99

@@ -50,3 +50,14 @@ def test_extractor_fills_the_text_embedding_features_only_with_a_table() -> None
     # Everything else is identical: the shared tokenisation gives the same token counts.
     others = [i for i in range(len(FEATURE_NAMES)) if not start <= i < start + N_DIMS]
     assert np.array_equal(plain[others], embedded[others])
+
+
+def test_negative_embedding_components_are_kept() -> None:
+    text = "Negative components survive the feature clip."
+    ids = sorted(set(FeatureExtractor()._counter.encode(text)))
+    table = TextEmbedding(np.array(ids), -np.ones((len(ids), N_DIMS)))
+    row = FeatureExtractor(embedding=table).extract(
+        {"messages": [{"role": "user", "content": text}]}
+    )
+    start = FEATURE_NAMES.index("text_emb_0")
+    assert np.allclose(row[start : start + N_DIMS], -1.0)

@@ -31,11 +31,16 @@ def test_bad_suite_lines_name_their_line(tmp_path: Path) -> None:
 
 def test_scoring_counts_hard_above_economy_and_easy_at_economy(tiny_model_dir: Path) -> None:
     items = load_suite(SENSE)
-    always_premium = summarize(run_suite(Router.load(tiny_model_dir, thresholds=(0, 0)), items))
+
+    def fixed(tier: str) -> Router:
+        tiers = {"economy": "e", "standard": "s", "premium": "p"}
+        return Router.load(tiny_model_dir, {"tiers": tiers, "default": {"tier": tier}})
+
+    always_premium = summarize(run_suite(fixed("premium"), items))
     assert always_premium["hard_above_economy"] == 1.0 and always_premium["easy_at_economy"] == 0
-    cheap = Router.load(tiny_model_dir, thresholds=(1, 1), coverage={"enabled": False})
-    always_economy = summarize(run_suite(cheap, items))
+    always_economy = summarize(run_suite(fixed("economy"), items))
     assert always_economy["hard_above_economy"] == 0 and always_economy["easy_at_economy"] == 1.0
+    assert always_economy["per_kind"]["code generation"]["passed"] == 0
 
 
 def test_shipped_model_keeps_its_suite_result() -> None:

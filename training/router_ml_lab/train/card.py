@@ -284,7 +284,8 @@ def _coverage(shares: Mapping[str, Any] | None, coverage: Mapping[str, Any] | No
         "## Coverage (out of distribution)",
         "",
         "Per-feature ranges of the augmented training rows (leaving out the 40 most extreme rows "
-        "at each end, fewer than a leaf needs); `ood` = 1 - exp(-largest excursion / range "
+        "at each end, fewer than a leaf needs; the text embedding's axes are not checked); "
+        "`ood` = 1 - exp(-largest excursion / range "
         f"width). Threshold {_num(shares['threshold'], 3)}, calibrated to flag at most 1% of "
         "validation; a flagged request goes at least to the policy's `coverage.escalate_to` "
         "(default premium) and its exposed risks are raised to match.",

@@ -24,7 +24,7 @@ import numpy as np
 
 from router_ml.calibration import choose_tiers
 from router_ml.coverage import Coverage
-from router_ml.features import FEATURE_SCHEMA, FeatureExtractor
+from router_ml.features import FEATURE_SCHEMA, TEXT_EMBEDDING_FEATURES, FeatureExtractor
 from router_ml.model import EvaluationContract, write_metadata
 from router_ml.model_checks import FORMAT_VERSION, HASH_KEY, sha256_hex
 from router_ml.text_embedding import EMBED_CHAR_CAP, N_DIMS, TextEmbedding
@@ -203,6 +203,7 @@ def train(
         fit_x,
         features[splits == VALIDATION],
         config["coverage"]["max_flagged"],
+        unchecked=TEXT_EMBEDDING_FEATURES,
     )
 
     stages.next("calibrate")
