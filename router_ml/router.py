@@ -267,16 +267,31 @@ class Router:
         per_request = (time.perf_counter_ns() - start) / 1e3 / max(len(parsed), 1)
         return [_with_latency(d, per_request) for d in decisions]
 
-    def risks(self, requests: Iterable[RequestLike]) -> np.ndarray:
+    def risks(
+        self, requests: Iterable[RequestLike], operating_point: str | float | None = None
+    ) -> np.ndarray:
         """P(needs more than economy), P(needs more than standard) per request, as decided.
 
         The calibrated model risks, raised by the coverage rule where a request lies outside the
-        training traffic (``CoverageRule.escalate``): ranking by these ranks as the router routes.
+        training traffic (``CoverageRule.escalate``, relative to the thresholds of
+        ``operating_point``, None: the router's own): ranking by these ranks as the router routes,
+        and ``choose_tiers`` with those thresholds gives the router's tiers.
         """
         features = self._extractor.extract_many(parse_request(r) for r in requests)
+        return self.risks_of_features(features, operating_point)
+
+    def risks_of_features(
+        self, features: np.ndarray, operating_point: str | float | None = None
+    ) -> np.ndarray:
+        """``risks`` of feature rows already extracted by ``features``."""
         risks = self.model.risks(features)
         if self._coverage is None or not self.coverage_rule.enabled:
             return risks
+        thresholds = self.thresholds_for(operating_point)
+        for i, ood in enumerate(self._coverage.scores(features).tolist()):
+            if ood >= self._ood_threshold:
+                risks[i] = self.coverage_rule.escalate(risks[i].tolist(), thresholds, ood)
+        return risks
         for i, ood in enumerate(self._coverage.scores(features).tolist()):
             if ood >= self._ood_threshold:
                 risks[i] = self.coverage_rule.escalate(risks[i].tolist(), self.thresholds, ood)

@@ -95,7 +95,10 @@ def test_cli_writes_a_copy_whose_default_point_sends_the_share_to_premium(
     assert model.default_operating_point.name == "premium_share_0.3"
     reported = json.loads(captured.out)["validation"]["premium_share"]
 
-    router = Router.load(out)
+    # The synthetic fixture model covers none of these realistic requests, so its coverage rule
+    # would escalate them all; the share is calibrated on the model's risk (escalations of
+    # out-of-range requests come on top).
+    router = Router.load(out, coverage={"enabled": False})
     bodies = [json.loads(line)["request"] for line in requests.read_text().splitlines()[:200]]
     routed = [d.tier for d in router.route_batch(bodies)]
     assert routed.count("premium") / len(routed) == pytest.approx(reported)

@@ -67,7 +67,7 @@ def test_same_traffic_passes_and_a_new_mix_fails(
     breached = {c["check"] for c in result["checks"] if c["breached"]}
     assert "psi feature tokens_total" in breached and "psi feature n_tools" in breached
     assert result["text_representation"] == {"available": False}
-    assert result["ood"]["source"].startswith("a feature outside the training ranges")
+    assert result["ood"]["source"].startswith("router ood score")  # Decision.ood exists
     assert "# Drift check: DRIFT" in (out / "drift.md").read_text()
 
 

@@ -88,12 +88,18 @@ def operating_point_choices(
     from router_ml.router import Router
 
     router = Router.load(model_dir=model_dir)
-    risks = router.risks(list(eval_set.requests))
+    features = np.vstack([router.features(r) for r in eval_set.requests])
     points = sorted(
         router.model.operating_points.values(),
         key=lambda op: (op.target_under_routing is None, op.target_under_routing or 0.0),
     )
-    return {op.name: choose_tiers(risks, op.thresholds).astype(np.int64) for op in points}
+    # Risks per point: out-of-range requests are escalated relative to that point's thresholds.
+    return {
+        op.name: choose_tiers(router.risks_of_features(features, op.name), op.thresholds).astype(
+            np.int64
+        )
+        for op in points
+    }
 
 
 def savings_by_operating_point(
