@@ -259,7 +259,8 @@ def _per_kind(per_kind: Mapping[str, Mapping[str, Any]] | None) -> list[str]:
         "cost vs premium | quality kept |",
         "|---|---|---|---|---|---|---|---|---|",
         *(
-            f"| {kind} | {m['n']} | {_pct(m['under_routing'])} | {_pct(m['economy_share'])} | "
+            f"| {kind} | {m['n']} | {_pct(m['under_routing'])} | "
+            f"{_pct(m['tier_shares']['economy'])} | "
             f"{_num(m['economy_vs_random'])}x | {_num(m['apgr'])} | "
             f"{_num(m.get('auc_needs_above_economy'))} | {_pct(m['cost_vs_premium'])} | "
             f"{_pct(m['quality_kept'])} |"
