@@ -204,7 +204,7 @@ def _route_batch(
 ) -> int:
     from router_ml.errors import InvalidRequest
     from router_ml.pricing import CatalogError, PriceCatalog
-    from router_ml.request import load_json_body
+    from router_ml.request import load_json_body, parse_request
 
     try:
         catalog = PriceCatalog.load_default(catalog_path) if table else None
@@ -224,7 +224,7 @@ def _route_batch(
         return 2
     n_bad = 0
     rows: list[tuple[str, dict[str, Any]]] = []
-    feature_rows: list[Any] = []
+    parsed_requests: list[Any] = []
     try:
         with Progress(total, "routing", enabled=out is not None) as progress:
             for line_no, line in _batch_lines(path):
@@ -238,10 +238,7 @@ def _route_batch(
                     result: dict[str, Any] = {"id": record_id, **decision.to_dict()}
                     rows.append((str(record_id), result))
                     if table:
-                        features = decision.features
-                        feature_rows.append(
-                            router.features(request) if features is None else features
-                        )
+                        parsed_requests.append(parse_request(request))
                 except InvalidRequest as exc:
                     n_bad += 1
                     print(f"router-ml: {path}:{line_no}: {_printable(exc)}", file=sys.stderr)
@@ -257,7 +254,7 @@ def _route_batch(
         if table:
             print_table(rows, sink)
             assert catalog is not None
-            print_spend(rows, feature_rows, catalog, router.tiers, sink)
+            print_spend(rows, parsed_requests, router, catalog, sink)
     finally:
         if out:
             sink.close()
@@ -413,21 +410,29 @@ def print_table(rows: Sequence[tuple[str, dict[str, Any]]], sink: IO[str]) -> No
 
 def print_spend(
     rows: Sequence[tuple[str, dict[str, Any]]],
-    feature_rows: Sequence[Any],
+    requests: Sequence[Any],
+    router: Any,
     catalog: Any,
-    tier_models: Any,
     sink: IO[str],
 ) -> None:
-    """Tier shares and estimated cost versus all-premium, under a decision table."""
+    """Tier shares and estimated cost versus all-premium, under a decision table.
+
+    Tokens are counted as every cost figure counts them (``router_ml.pricing``): input billed
+    with tool schemas, output ``max_tokens`` or the model's recorded default.
+    """
     import numpy as np
 
-    from router_ml.features import N_FEATURES
-    from router_ml.pricing import SpendSummary, estimated_tokens
+    from router_ml.pricing import SpendSummary, billed_input_tokens, expected_output_tokens
 
-    matrix = np.vstack(feature_rows) if feature_rows else np.zeros((0, N_FEATURES))
-    input_tokens, output_tokens = estimated_tokens(matrix)
+    default_output = router.model.contract.output_tokens_default
+    input_tokens = np.array(
+        [billed_input_tokens(r, router.token_counter) for r in requests], dtype=np.float64
+    )
+    output_tokens = np.array(
+        [expected_output_tokens(r, default_output) for r in requests], dtype=np.float64
+    )
     summary = SpendSummary.of(
-        [d["tier"] for _, d in rows], input_tokens, output_tokens, catalog, tier_models
+        [d["tier"] for _, d in rows], input_tokens, output_tokens, catalog, router.tiers
     )
     sink.write("\n".join(summary.lines()) + "\n")
     sink.write(f"(input tokens counted, output estimated; prices from {catalog.source})\n")

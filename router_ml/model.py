@@ -180,6 +180,8 @@ class TierModel:
         self.coverage = Coverage.from_dict(spec) if spec is not None else None
         if self.coverage is not None and list(self.coverage.names) != list(FEATURE_SCHEMA.names):
             raise ModelLoadError(f"{source}: coverage ranges name other features than the schema")
+        self.contract = EvaluationContract.from_metadata(metadata)
+        """How this model's labels, costs and split were defined (``metadata.json`` contract)."""
 
     @classmethod
     def load(cls, model_dir: str | os.PathLike[str] | None = None) -> TierModel:

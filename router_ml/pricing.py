@@ -29,7 +29,9 @@ from typing import Any
 import numpy as np
 
 from router_ml.features import FEATURE_NAMES
+from router_ml.request import ChatRequest
 from router_ml.tiers import TIERS, TOP_TIER
+from router_ml.tokenizer import TokenCounter
 
 PER_MILLION = 1e6
 
@@ -206,27 +208,48 @@ def _price(entry: Any, where: str) -> Price:
 
 
 ASSUMED_OUTPUT_TOKENS = 256
-"""Output tokens assumed before the call for a request without ``max_tokens`` (a typical chat
-answer); after the call the upstream's usage replaces the estimate."""
+"""Output tokens priced for a request without ``max_tokens`` when no model says otherwise; a
+model's own figure is ``EvaluationContract.output_tokens_default`` in its metadata (the training
+config's, 256 for the shipped model). After the call the upstream's usage replaces the estimate."""
 _TOKENS_TOTAL = FEATURE_NAMES.index("tokens_total")
 _MAX_TOKENS = FEATURE_NAMES.index("max_tokens")
 _HAS_MAX_TOKENS = FEATURE_NAMES.index("has_max_tokens")
 
 
-def estimated_tokens(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Input and expected output tokens of requests from their feature rows ``(n, N_FEATURES)``.
+def billed_input_tokens(request: ChatRequest, counter: TokenCounter) -> int:
+    """o200k tokens the provider bills as input: message texts, tool calls and tool schemas.
 
-    Input is the o200k count of the whole conversation; output is ``max_tokens`` capped at
-    :data:`ASSUMED_OUTPUT_TOKENS` (a limit is an upper bound, rarely reached), or that figure
-    when the request sets none.
+    The one input-token count of every cost figure (evaluation, model card, ``route --batch``,
+    ``analyze``). Per-message framing tokens (a handful per message) are ignored: they are the
+    same for every tier and negligible next to the content.
+    """
+    total = 0
+    for message in request.messages:
+        total += counter.count(message.text)
+        if message.tool_call_text:
+            total += counter.count(message.tool_call_text)
+    if request.tools:
+        total += counter.count(json.dumps(list(request.tools), separators=(",", ":")))
+    return total
+
+
+def expected_output_tokens(request: ChatRequest, default: int = ASSUMED_OUTPUT_TOKENS) -> int:
+    """``max_tokens`` (or ``max_completion_tokens``) when given, else ``default``."""
+    return request.max_tokens if request.max_tokens is not None else default
+
+
+def estimated_tokens(
+    features: np.ndarray, default_output_tokens: int = ASSUMED_OUTPUT_TOKENS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input and output tokens from feature rows ``(n, N_FEATURES)``, for logs without prompts.
+
+    Output follows :func:`expected_output_tokens`. Input is the conversation's o200k count
+    (``tokens_total``), which leaves out tool schemas: use :func:`billed_input_tokens` whenever
+    the request itself is at hand.
     """
     features = np.atleast_2d(np.asarray(features, dtype=np.float64))
     has_limit = features[:, _HAS_MAX_TOKENS] > 0
-    output = np.where(
-        has_limit,
-        np.minimum(features[:, _MAX_TOKENS], ASSUMED_OUTPUT_TOKENS),
-        ASSUMED_OUTPUT_TOKENS,
-    )
+    output = np.where(has_limit, features[:, _MAX_TOKENS], float(default_output_tokens))
     return features[:, _TOKENS_TOTAL], output
 
 

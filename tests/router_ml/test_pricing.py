@@ -98,3 +98,23 @@ def test_spend_summary_counts_and_compares_with_all_premium() -> None:
     assert summary.counts == {"economy": 1, "standard": 0, "premium": 1}
     assert summary.cost_usd == pytest.approx(16.0) and summary.premium_cost_usd == 30.0
     assert "53.3% of premium" in summary.lines()[1]
+
+
+def test_billed_tokens_count_tool_schemas_and_follow_max_tokens() -> None:
+    from router_ml.pricing import billed_input_tokens, expected_output_tokens
+    from router_ml.request import parse_request
+    from router_ml.tokenizer import TokenCounter
+
+    counter = TokenCounter()
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    bare = parse_request({"messages": [{"role": "user", "content": "Find order 42"}]})
+    with_tools = parse_request({**_body(bare_text="Find order 42"), "tools": [tool]})
+    assert billed_input_tokens(with_tools, counter) > billed_input_tokens(bare, counter) > 0
+    assert expected_output_tokens(bare) == ASSUMED_OUTPUT_TOKENS
+    assert expected_output_tokens(bare, default=100) == 100
+    limited = parse_request({**_body(bare_text="hi"), "max_tokens": 4000})
+    assert expected_output_tokens(limited) == 4000  # a limit is priced as given, never capped
+
+
+def _body(bare_text: str) -> dict:
+    return {"messages": [{"role": "user", "content": bare_text}]}

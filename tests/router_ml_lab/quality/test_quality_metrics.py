@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from router_ml.pricing import request_costs
 from router_ml_lab.quality import metrics as m
 
 LABELS = np.array([0, 1, 2, 2])
@@ -71,13 +72,13 @@ def test_quality_kept_by_hand() -> None:
 
 def test_request_costs_and_cost_relative_by_hand() -> None:
     prices = np.array([[1, 5], [3, 15], [15, 75]], dtype=float)
-    costs = m.request_costs(np.array([1e6]), np.array([2e6]), prices)
+    costs = request_costs(np.array([1e6]), np.array([2e6]), prices)
     np.testing.assert_allclose(costs, [[11.0, 33.0, 165.0]])
-    costs = m.request_costs(np.array([1e6, 1e6]), np.array([0.0, 0.0]), prices)
+    costs = request_costs(np.array([1e6, 1e6]), np.array([0.0, 0.0]), prices)
     assert m.cost_relative(costs, np.array([0, 2])) == pytest.approx(16 / 30)
     assert m.cost_relative(costs, np.array([2, 2])) == 1.0
     with pytest.raises(ValueError):
-        m.request_costs(np.array([-1.0]), np.array([0.0]), prices)
+        request_costs(np.array([-1.0]), np.array([0.0]), prices)
 
 
 def test_expected_calibration_error_binary_and_multiclass_by_hand() -> None:

@@ -27,7 +27,7 @@ import numpy as np
 from router_ml.calibration import choose_tiers
 from router_ml.errors import InvalidRequest
 from router_ml.features import FEATURE_SCHEMA, N_FEATURES
-from router_ml.pricing import estimated_tokens
+from router_ml.pricing import billed_input_tokens, estimated_tokens, expected_output_tokens
 from router_ml.request import ChatRequest, parse_request
 from router_ml.router import Decision, Router
 from router_ml.tiers import TIERS
@@ -260,10 +260,14 @@ def _scan_chunk(router: Router, rows: list[_Row]) -> PartitionScan:
     rescored = auto & np.array([i not in decisions for i in range(len(rows))], dtype=bool)
     if rescored.any():  # logged features without the prompt: the current model re-scores them
         tiers[rescored] = choose_tiers(risks[rescored], router.thresholds)
-    input_tokens, output_tokens = estimated_tokens(features)
+    default_output = router.model.contract.output_tokens_default
+    input_tokens, output_tokens = estimated_tokens(features, default_output)
     for i, row in enumerate(rows):
         if row.usage is not None:
             input_tokens[i], output_tokens[i] = row.usage
+        elif row.parsed is not None:  # the request is at hand: count it as evaluation does
+            input_tokens[i] = billed_input_tokens(row.parsed, router.token_counter)
+            output_tokens[i] = expected_output_tokens(row.parsed, default_output)
     return PartitionScan(
         ids=[r.id for r in rows],
         features=features,

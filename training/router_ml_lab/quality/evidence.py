@@ -15,23 +15,19 @@ router is judged on the same records, costs and outcomes, with one accounting:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from router_ml.pricing import billed_input_tokens, expected_output_tokens, request_costs
 from router_ml.request import parse_request
 from router_ml.tiers import TIERS
 from router_ml.tokenizer import TokenCounter
 from router_ml_lab.quality.data import TrafficRecord
 from router_ml_lab.quality.labels import TierRepresentatives
-from router_ml_lab.quality.metrics import (
-    fill_missing_tier_scores,
-    request_costs,
-    serving_tiers,
-)
+from router_ml_lab.quality.metrics import fill_missing_tier_scores, serving_tiers
 
 NOISE_PAIRS: tuple[tuple[str, str], ...] = (
     ("gpt-4o-2024-05-13", "gpt-4o-2024-08-06"),
@@ -100,26 +96,13 @@ class Evidence:
 
 
 def count_input_tokens(request: dict[str, Any], counter: TokenCounter) -> int:
-    """o200k tokens the provider bills as input: message texts, tool calls and tool schemas.
-
-    Per-message framing tokens (a handful per message) are ignored: they are the same for every
-    tier and negligible next to the content.
-    """
-    parsed = parse_request(request)
-    total = 0
-    for message in parsed.messages:
-        total += counter.count(message.text)
-        if message.tool_call_text:
-            total += counter.count(message.tool_call_text)
-    if parsed.tools:
-        total += counter.count(json.dumps(list(parsed.tools), separators=(",", ":")))
-    return total
+    """o200k input tokens of a request body, as every cost figure counts them."""
+    return billed_input_tokens(parse_request(request), counter)
 
 
 def output_tokens_of(request: dict[str, Any], default: int) -> int:
     """``max_tokens`` (or ``max_completion_tokens``) when given, else ``default``."""
-    parsed = parse_request(request)
-    return parsed.max_tokens if parsed.max_tokens is not None else default
+    return expected_output_tokens(parse_request(request), default)
 
 
 def build_evidence(

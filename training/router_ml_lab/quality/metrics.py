@@ -155,25 +155,6 @@ def quality_kept(
     return float(np.mean(realised_scores(scores, chosen)) / reference)
 
 
-def request_costs(
-    input_tokens: np.ndarray, output_tokens: np.ndarray, prices: np.ndarray
-) -> np.ndarray:
-    """Cost ``(n, n_tiers)`` in USD of serving each request with each tier.
-
-    ``prices[k] = (input_usd_per_mtok, output_usd_per_mtok)`` of tier ``k``.
-    """
-    input_tokens = np.asarray(input_tokens, dtype=np.float64)
-    output_tokens = np.asarray(output_tokens, dtype=np.float64)
-    prices = np.asarray(prices, dtype=np.float64)
-    if prices.ndim != 2 or prices.shape[1] != 2:
-        raise ValueError("prices must be (n_tiers, 2): input and output USD per million tokens")
-    if input_tokens.shape != output_tokens.shape or input_tokens.ndim != 1:
-        raise ValueError("input_tokens and output_tokens must be equal-length 1-d arrays")
-    if (input_tokens < 0).any() or (output_tokens < 0).any():
-        raise ValueError("token counts must be non-negative")
-    return (np.outer(input_tokens, prices[:, 0]) + np.outer(output_tokens, prices[:, 1])) / 1e6
-
-
 def cost_relative(
     costs: np.ndarray, chosen: np.ndarray, reference_tier: int = N_TIERS - 1
 ) -> float:
