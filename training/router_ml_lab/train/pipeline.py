@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from router_ml.calibration import choose_tiers
-from router_ml.coverage import Coverage
+from router_ml.coverage import Coverage, CoverageRule
 from router_ml.features import FEATURE_SCHEMA, TEXT_EMBEDDING_FEATURES, FeatureExtractor
 from router_ml.model import EvaluationContract, write_metadata
 from router_ml.model_checks import FORMAT_VERSION, HASH_KEY, sha256_hex
@@ -251,10 +251,11 @@ def train(
     test_risks = calibrator.risks(onnx_probabilities(graph, features[test]))
     default_name = operating_point_name(ops["default"])
     test_kinds = traffic_kinds(sources[test], features[test])
+    test_ood = coverage.scores(features[test])
     test_metrics = {
         op["name"]: assess(
             evidence.subset(test),
-            test_risks,
+            as_routed(test_risks, test_ood, coverage.threshold, op["thresholds"]),
             tuple(op["thresholds"][t] for t in TIERS[:-1]),
             bootstrap_resamples=BOOTSTRAP_RESAMPLES if op["name"] == default_name else 0,
             kinds=test_kinds,
@@ -331,6 +332,18 @@ def train(
         out = write_model_dir(out_dir, graph, model, metadata)
     stages.close()
     return TrainResult(out, metadata, report)
+
+
+def as_routed(
+    risks: np.ndarray, ood: np.ndarray, threshold: float, thresholds: dict[str, float]
+) -> np.ndarray:
+    """Risks as the router exposes them: out-of-range rows escalated by the default rule."""
+    rule = CoverageRule()
+    values = tuple(thresholds[t] for t in TIERS[:-1])
+    routed = risks.copy()
+    for i in np.flatnonzero(ood >= threshold):
+        routed[i] = rule.escalate(routed[i].tolist(), values, float(ood[i]))
+    return routed
 
 
 def extract_features(
