@@ -153,6 +153,15 @@ class Router:
         return self.policy.tiers
 
     @property
+    def ood_threshold(self) -> float | None:
+        """The ``ood`` score at which this router treats a request as out of distribution.
+
+        None when the model stores no coverage (its decisions carry no ``ood`` score). Gateways and
+        ``router-ml drift`` count a decision as out of distribution by this same cutoff.
+        """
+        return self._ood_threshold if self._coverage is not None else None
+
+    @property
     def token_counter(self) -> TokenCounter:
         """The router's token counter (o200k, memoised), for callers that count tokens too."""
         return self._counter

@@ -176,7 +176,7 @@ class Gateway:
             config.decision_log.path, config.decision_log.max_bytes, config.decision_log.backups
         )
         self.recorder = DecisionRecorder(self.log, self.metrics)
-        cutoff = getattr(self.router, "ood_threshold", None)
+        cutoff = self.router.ood_threshold
         self.rolling = RollingMix(ood_cutoff=cutoff if isinstance(cutoff, float) else OOD_CUTOFF)
         self.spend = SpendMeter(
             config.pricing,

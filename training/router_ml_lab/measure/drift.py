@@ -110,7 +110,7 @@ def drift(
         )
     )
 
-    own_cutoff = getattr(router, "ood_threshold", None)
+    own_cutoff = router.ood_threshold
     cutoff = own_cutoff if isinstance(own_cutoff, float) else thresholds.ood_cutoff
     ood = _ood_shares(baseline, current, router, cutoff)
     if ood["source"] != "unavailable":

