@@ -60,6 +60,7 @@ def test_eval_writes_report_json_markdown_and_plots(tmp_path, tiny_model, fixtur
     markdown = (out / "report.md").read_text()
     assert "Held-out evaluation" in markdown and "| router-ml |" in markdown
     assert "## Cascade" in markdown
+    assert "output tokens = `max_tokens` or 256 when absent" in markdown  # the model's contract
     for png in (
         "cost_quality.png",
         "confusion.png",

@@ -192,8 +192,10 @@ def _data_section(report: dict[str, Any], context: dict[str, Any]) -> list[str]:
         f"`{context.get('operating_point', '?')}`.",
         f"- Labels: {context.get('label_rule', '')}.",
         f"- Cost: catalog tier prices {context.get('tier_prices', {})} (USD per million "
-        f"input/output tokens); input tokens counted with o200k, output tokens = `max_tokens` or "
-        f"{context.get('default_output_tokens')} when absent.",
+        f"input/output tokens); input tokens of the whole request (tool schemas included) counted "
+        f"with o200k, output tokens = `max_tokens` or "
+        f"{context.get('contract', {}).get('cost', {}).get('output_tokens_default')} when absent "
+        "(the model's contract).",
         "",
         "Label shares (economy / standard / premium):",
         "",
