@@ -250,19 +250,7 @@ class ChatCompletions:
             await reply.aclose()  # a buffered stream broke before the client saw any of it
             reply = None
         if reply is None:
-            failure = outcome.failure or "connection"
-            gateway.metrics.errors.inc(f"upstream_{failure}")
-            raise Rejected(
-                FAILURE_STATUS.get(failure, 502),
-                f"upstream_{failure}",
-                error_body(
-                    f"upstream {outcome.target.upstream} ({outcome.target.model}) failed: "
-                    f"{outcome.attempts[-1].detail}",
-                    kind="upstream_error",
-                    code=FAILURE_CODE.get(failure, "upstream_error"),
-                ),
-                headers,
-            )
+            raise upstream_failed(gateway, outcome, headers)
         if reply.complete and reply.status in CREDENTIAL_STATUSES:
             await reply.aclose()
             raise credentials_refused(gateway, outcome, reply.status, headers)
@@ -555,19 +543,7 @@ async def proxy(gateway: Gateway, record: RequestRecord, prepared: Prepared) -> 
     )
     reply = outcome.reply
     if reply is None:
-        failure = outcome.failure or "connection"
-        gateway.metrics.errors.inc(f"upstream_{failure}")
-        raise Rejected(
-            FAILURE_STATUS.get(failure, 502),
-            f"upstream_{failure}",
-            error_body(
-                f"upstream {outcome.target.upstream} ({outcome.target.model}) failed: "
-                f"{outcome.attempts[-1].detail}",
-                kind="upstream_error",
-                code=FAILURE_CODE.get(failure, "upstream_error"),
-            ),
-            headers,
-        )
+        raise upstream_failed(gateway, outcome, headers)
     if reply.complete and reply.status in CREDENTIAL_STATUSES:
         await reply.aclose()
         raise credentials_refused(gateway, outcome, reply.status, headers)
@@ -591,6 +567,23 @@ async def proxy(gateway: Gateway, record: RequestRecord, prepared: Prepared) -> 
     response = Response(body, status_code=reply.status)
     response.raw_headers.extend(raw_headers)
     return response
+
+
+def upstream_failed(gateway: Gateway, outcome: Any, headers: Mapping[str, str]) -> Rejected:
+    """The error for a request whose every attempt failed before an answer (counted by kind)."""
+    failure = outcome.failure or "connection"
+    gateway.metrics.errors.inc(f"upstream_{failure}")
+    return Rejected(
+        FAILURE_STATUS.get(failure, 502),
+        f"upstream_{failure}",
+        error_body(
+            f"upstream {outcome.target.upstream} ({outcome.target.model}) failed: "
+            f"{outcome.attempts[-1].detail}",
+            kind="upstream_error",
+            code=FAILURE_CODE.get(failure, "upstream_error"),
+        ),
+        headers,
+    )
 
 
 def credentials_refused(
