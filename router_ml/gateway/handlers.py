@@ -161,6 +161,18 @@ class Decider:
         record.data["decision"] = decision.to_dict()
         return decision
 
+    def route_client_request(
+        self, request: Request, payload: Mapping[str, Any], record: RequestRecord
+    ) -> Decision:
+        """Parse, decide (with the client's override and the repeat cache) and log the features:
+        what the chat and decision-only endpoints do alike for a routed request."""
+        parsed = self.parse(payload)
+        decision = self.decide(
+            parsed, record, self.override(request, payload), self.repeated(request, payload)
+        )
+        self.note_request(record, payload, parsed, decision)
+        return decision
+
     def note_request(
         self,
         record: RequestRecord,
@@ -207,14 +219,7 @@ class ChatCompletions:
         deadline = time.monotonic() + config.limits.total_timeout_s
         check = None
         if model in config.aliases:
-            parsed = self.decider.parse(payload)
-            decision = self.decider.decide(
-                parsed,
-                record,
-                self.decider.override(request, payload),
-                self.decider.repeated(request, payload),
-            )
-            self.decider.note_request(record, payload, parsed, decision)
+            decision = self.decider.route_client_request(request, payload, record)
             first, source = self.serving_target(decision, record), decision.source
             forward = strip_router_fields(payload)
             call = UpstreamCall(forward, raw, stream, {"x-router-request-id": record.id})
@@ -342,14 +347,7 @@ class RouteDecision:
         intake = self.gateway.intake
         intake.authorize(request)
         payload = intake.json_object(await intake.read_body(request))
-        parsed = self.decider.parse(payload)
-        decision = self.decider.decide(
-            parsed,
-            record,
-            self.decider.override(request, payload),
-            self.decider.repeated(request, payload),
-        )
-        self.decider.note_request(record, payload, parsed, decision)
+        decision = self.decider.route_client_request(request, payload, record)
         record.settle(200, "ok")
         return JSONResponse(
             {"request_id": record.id, **decision.to_dict()},
