@@ -64,7 +64,7 @@ from router_ml.router import Router
 
 logger = logging.getLogger("router_ml.gateway")
 
-Handler = Callable[[Request, RequestRecord], Awaitable[Response]]
+Handler = Callable[[Request, RequestRecord], Awaitable[handlers.Answer]]
 T = TypeVar("T")
 
 
@@ -74,7 +74,7 @@ class GuardedEndpoint:
     Parameters
     ----------
     handler : Handler
-        ``async (request, record) -> Response``; raises ``Rejected`` to refuse.
+        ``async (request, record) -> Response`` (or a stream relay); raises ``Rejected`` to refuse.
     recorder : DecisionRecorder
         Opens the request's record.
     metrics : GatewayMetrics
@@ -114,7 +114,12 @@ class GuardedEndpoint:
         return error_response(exc, record.id)
 
     async def _send(
-        self, response: Response, record: RequestRecord, scope: Scope, receive: Receive, send: Send
+        self,
+        response: handlers.Answer,
+        record: RequestRecord,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
     ) -> None:
         """Send ``response``; finish the record before its last frame (status and headers were
         accepted by then, and a client that saw the end finds its line written)."""

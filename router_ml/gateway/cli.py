@@ -10,6 +10,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from router_ml.gateway.app import Gateway
+    from router_ml.gateway.config import GatewayConfig
 
 CONFIG_ENV_VAR = "ROUTER_ML_GATEWAY_CONFIG"
 """How ``--workers N`` hands the config path to each worker process's app factory."""
@@ -152,7 +157,7 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(config, gateway=None) -> list[str]:  # type: ignore[no-untyped-def]
+def describe(config: GatewayConfig, gateway: Gateway | None = None) -> list[str]:
     """What the gateway will run with, for ``serve`` at start and ``serve --check``.
 
     The model directory, the operating point, every upstream's resolved URL (after

@@ -197,8 +197,15 @@ def tier_models_from_config(path: PathLike) -> dict[str, str]:
     tiers = raw.get("tiers") if isinstance(raw, dict) else None
     if not isinstance(tiers, dict):
         raise ValueError(f"{path}: no tiers section")
-    models = {t: s.get("model") for t, s in tiers.items() if t in TIERS and isinstance(s, dict)}
-    if not all(isinstance(m, str) and m for m in models.values()) or set(models) != set(TIERS):
+    models = {
+        tier: model
+        for tier, section in tiers.items()
+        if tier in TIERS
+        and isinstance(section, dict)
+        and isinstance(model := section.get("model"), str)
+        and model
+    }
+    if set(models) != set(TIERS):
         router = raw.get("router") if isinstance(raw.get("router"), dict) else {}
         try:
             policy = _policy(router.get("policy"), tiers, path.parent)

@@ -60,6 +60,9 @@ FAILURE_CODE = {
 }
 
 
+Answer = Response | StreamRelay
+"""What a handler answers with: a Starlette response, or the raw ASGI relay of a started stream."""
+
 OVERRIDE_SOURCE = "override"
 """``Decision.source`` of a request whose tier the client pinned (header or metadata)."""
 
@@ -208,7 +211,7 @@ class ChatCompletions:
         self.gateway = gateway
         self.decider = Decider(gateway)
 
-    async def __call__(self, request: Request, record: RequestRecord) -> Response:
+    async def __call__(self, request: Request, record: RequestRecord) -> Answer:
         gateway, config = self.gateway, self.gateway.config
         gateway.intake.authorize(request)
         raw = await gateway.intake.read_body(request)
@@ -498,7 +501,7 @@ class PassthroughEndpoint:
         self.gateway = gateway
         self.path = f"/{endpoint}"
 
-    async def __call__(self, request: Request, record: RequestRecord) -> Response:
+    async def __call__(self, request: Request, record: RequestRecord) -> Answer:
         gateway = self.gateway
         gateway.intake.authorize(request)
         raw = await gateway.intake.read_body(request)
@@ -517,7 +520,7 @@ class PassthroughEndpoint:
         return Prepared(passthrough_target(config, model), call, "passthrough", None)
 
 
-async def proxy(gateway: Gateway, record: RequestRecord, prepared: Prepared) -> Response:
+async def proxy(gateway: Gateway, record: RequestRecord, prepared: Prepared) -> Answer:
     """Send a prepared request along its escalation plan and answer with the outcome."""
     limits = gateway.config.limits
     deadline = time.monotonic() + limits.total_timeout_s

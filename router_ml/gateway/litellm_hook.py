@@ -98,6 +98,10 @@ class RouterMLStrategy(CustomRoutingStrategyBase):
         Model groups whose requests are routed by tier.
     rng : random.Random or None
         Picks among the deployments of non-alias groups (and among same-tier deployments).
+
+    Both ``get_available_deployment`` methods return the chosen deployment, which is what
+    LiteLLM's router uses (and its base class documents: "an element from model_list"); the base
+    class annotates them ``-> None``, hence the ``override`` ignores.
     """
 
     def __init__(
@@ -120,7 +124,7 @@ class RouterMLStrategy(CustomRoutingStrategyBase):
         register(self)
         return self
 
-    async def async_get_available_deployment(
+    async def async_get_available_deployment(  # type: ignore[override]  # base: -> None
         self,
         model: str,
         messages: list[dict[str, Any]] | None = None,
@@ -132,7 +136,7 @@ class RouterMLStrategy(CustomRoutingStrategyBase):
             model, messages, input, specific_deployment, request_kwargs
         )
 
-    def get_available_deployment(
+    def get_available_deployment(  # type: ignore[override]  # base: -> None (class doc)
         self,
         model: str,
         messages: list[dict[str, Any]] | None = None,
@@ -155,9 +159,9 @@ class RouterMLStrategy(CustomRoutingStrategyBase):
         """Deployments of ``tier``, else of the next more capable tier that has any."""
         by_tier: dict[str, list[dict[str, Any]]] = {}
         for deployment in candidates:
-            by_tier.setdefault((deployment.get("model_info") or {}).get(TIER_KEY), []).append(
-                deployment
-            )
+            tagged = (deployment.get("model_info") or {}).get(TIER_KEY)
+            if isinstance(tagged, str):
+                by_tier.setdefault(tagged, []).append(deployment)
         for candidate_tier in TIERS[TIERS.index(tier) :]:
             if by_tier.get(candidate_tier):
                 return by_tier[candidate_tier]
