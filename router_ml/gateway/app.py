@@ -256,6 +256,11 @@ class Gateway:
         work. Larger ones run in a pool of ``limits.route_workers`` threads, so one heavy body
         (a 4 MiB JSON of a million keys) delays only itself; when every worker is busy, further
         heavy bodies wait for one while small requests go on.
+
+        ``work`` may touch its own request's record (the awaiting coroutine does nothing
+        meanwhile: a cancelled request waits for its work to end, anyio's default, before the
+        guard writes its line), the metrics and the repeat cache (both locked) and the router
+        (no per-request state); nothing else that the event loop uses.
         """
         if size <= self.config.limits.inline_body_bytes:
             return work(*args)

@@ -215,43 +215,37 @@ class ChatCompletions:
         gateway, config = self.gateway, self.gateway.config
         gateway.intake.authorize(request)
         raw = await gateway.intake.read_body(request)
-        payload = gateway.intake.json_object(raw)
-        model = check_model_name(payload.get("model"), config.aliases)
-        stream = payload.get("stream") is True
-        record.data.update(requested_model=model, stream=stream)
+        chat = await gateway.offload(len(raw), self.prepare, request, raw, record)
+        payload, prepared = chat.payload, chat.prepared
         deadline = time.monotonic() + config.limits.total_timeout_s
         check = None
-        if model in config.aliases:
-            decision = self.decider.route_client_request(request, payload, record)
-            first, source = self.serving_target(decision, record), decision.source
-            forward = strip_router_fields(payload)
-            call = UpstreamCall(forward, raw, stream, {"x-router-request-id": record.id})
-            escalation = self._escalation(decision)
+        if chat.routed:
             gate = RequestGate(
                 config.gates,
                 payload,
-                stream,
+                chat.stream,
                 gateway.pool,
                 gateway.metrics,
                 deadline,
                 gateway.check_answer,
             )
             check = gate if gate.active else None
-        else:
-            first, source = self._passthrough_target(model), "passthrough"
-            call = UpstreamCall(None, raw, stream, {"x-router-request-id": record.id})
-            escalation = None
-            self._observe_passthrough(record, payload)
 
         plan = EscalationPlan(
-            first, config.tiers, escalation, deadline, config.limits.first_byte_timeout_s
+            prepared.first,
+            config.tiers,
+            prepared.escalation,
+            deadline,
+            config.limits.first_byte_timeout_s,
         )
-        outcome = await call_with_escalation(gateway.pool, plan, call, self._count_attempt, check)
+        outcome = await call_with_escalation(
+            gateway.pool, plan, prepared.call, self._count_attempt, check
+        )
         record.note_upstream(outcome)
         headers = decision_headers(
-            record, outcome.target.tier, outcome.target.model, source, outcome.escalated
+            record, outcome.target.tier, outcome.target.model, prepared.source, outcome.escalated
         )
-        if model in config.aliases and (config.gates.names or gateway.check_answer):
+        if chat.routed and (config.gates.names or gateway.check_answer):
             headers["x-router-gate"] = gate_header(outcome)
         reply = outcome.reply
         if reply is not None and outcome.failure in FAILURE_STATUS:
@@ -291,6 +285,27 @@ class ChatCompletions:
         response = Response(body, status_code=reply.status)
         response.raw_headers.extend(raw_headers)
         return response
+
+    def prepare(self, request: Request, raw: bytes, record: RequestRecord) -> PreparedChat:
+        """Decode, check and route (or pick the passthrough target): the request's CPU work,
+        which ``Gateway.offload`` runs in a worker thread for a heavy body."""
+        config = self.gateway.config
+        payload = self.gateway.intake.json_object(raw)
+        model = check_model_name(payload.get("model"), config.aliases)
+        stream = payload.get("stream") is True
+        record.data.update(requested_model=model, stream=stream)
+        headers = {"x-router-request-id": record.id}
+        if model not in config.aliases:
+            target = self._passthrough_target(model)
+            self._observe_passthrough(record, payload)
+            call = UpstreamCall(None, raw, stream, headers)
+            return PreparedChat(Prepared(target, call, "passthrough", None), payload, stream, False)
+        decision = self.decider.route_client_request(request, payload, record)
+        call = UpstreamCall(strip_router_fields(payload), raw, stream, headers)
+        prepared = Prepared(
+            self.serving_target(decision, record), call, decision.source, self._escalation(decision)
+        )
+        return PreparedChat(prepared, payload, stream, True)
 
     def _escalation(self, decision: Decision) -> Escalation:
         """The configured chain, or a cascade decision's own list with a budget to walk it."""
@@ -349,8 +364,8 @@ class RouteDecision:
     async def __call__(self, request: Request, record: RequestRecord) -> Response:
         intake = self.gateway.intake
         intake.authorize(request)
-        payload = intake.json_object(await intake.read_body(request))
-        decision = self.decider.route_client_request(request, payload, record)
+        raw = await intake.read_body(request)
+        decision = await self.gateway.offload(len(raw), self.decide, request, raw, record)
         record.settle(200, "ok")
         return JSONResponse(
             {"request_id": record.id, **decision.to_dict()},
@@ -358,6 +373,11 @@ class RouteDecision:
                 record, decision.tier, decision.model, decision.source, escalated=False
             ),
         )
+
+    def decide(self, request: Request, raw: bytes, record: RequestRecord) -> Decision:
+        """Decode and route: the CPU work, in a worker thread for a heavy body (``offload``)."""
+        payload = self.gateway.intake.json_object(raw)
+        return self.decider.route_client_request(request, payload, record)
 
 
 class ListModels:
@@ -466,6 +486,16 @@ class Prepared:
     call: UpstreamCall
     source: str
     escalation: Escalation | None
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    """A chat request decoded and prepared; ``routed`` when it named an alias (gates apply)."""
+
+    prepared: Prepared
+    payload: dict[str, Any]
+    stream: bool
+    routed: bool
 
 
 def passthrough_target(config: GatewayConfig, model: str) -> TierTarget:

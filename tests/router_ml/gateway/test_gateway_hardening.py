@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,67 @@ def test_other_endpoints_pass_through_to_the_upstream(
         post(gateway, {"model": "not-allowed", "input": "x"}, "/v1/embeddings").status_code == 404
     )
     assert [line["endpoint"] for line in gateway.log_lines()] == ["embeddings", "embeddings"]
+
+
+HEAVY_MESSAGES = 10_000
+"""The most messages a request may have: with ~390 characters each, a 3.9 MB body."""
+
+
+def heavy_body() -> dict[str, Any]:
+    text = "please add these two numbers and explain each step of the sum " * 6
+    roles = ("user", "assistant")
+    messages = [{"role": roles[i % 2], "content": f"{i}: {text}"} for i in range(HEAVY_MESSAGES)]
+    return {"model": "auto", "messages": messages}
+
+
+@pytest.mark.parametrize("heavy_path", [CHAT, "/v1/route"])
+def test_a_heavy_body_being_routed_does_not_hold_up_other_requests(
+    gateway: RunningGateway, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch, heavy_path: str
+) -> None:
+    """The heavy body's routing is held inside the router until small requests have completed:
+    they can only complete if its parsing and routing run off the event loop."""
+    body = json.dumps(heavy_body()).encode()
+    assert gateway.gateway.config.limits.inline_body_bytes < len(body) < 4 * 1024 * 1024
+    routing, release = threading.Event(), threading.Event()
+    route = gateway.gateway.router.route_or_safe
+
+    def held_route(request: Any, *args: Any, **kwargs: Any) -> Any:
+        if len(request.messages) == HEAVY_MESSAGES:
+            routing.set()
+            release.wait(30.0)
+        return route(request, *args, **kwargs)
+
+    monkeypatch.setattr(gateway.gateway.router, "route_or_safe", held_route)
+    small = {"model": "auto", "messages": [{"role": "user", "content": "add 2 and 3"}]}
+    with ThreadPoolExecutor(1) as pool:
+        heavy = pool.submit(post, gateway, body, heavy_path)
+        try:
+            assert routing.wait(30.0), "the heavy body never reached the router"
+            answers = [post(gateway, small), post(gateway, small, "/v1/route")]
+            assert not heavy.done()  # still held in the router while both were answered
+        finally:
+            release.set()
+        assert [a.status_code for a in answers] == [200, 200]
+        assert heavy.result(timeout=30.0).status_code == 200
+    lines = {line["id"]: line for line in gateway.log_lines()}
+    assert len(lines) == 3 and all(line["outcome"] == "ok" for line in lines.values())
+    held = lines[heavy.result().headers["x-router-request-id"]]
+    assert held["endpoint"] == ("chat.completions" if heavy_path == CHAT else "route")
+    assert held["decision"]["tier"] and len(held["features"]) > 0
+    assert gateway.gateway.metrics.route_latency.count() == 3
+
+
+@pytest.mark.parametrize("path", [CHAT, "/v1/route"])
+def test_a_heavy_invalid_body_is_a_400_from_the_worker_too(
+    gateway: RunningGateway, fake: FakeUpstream, path: str
+) -> None:
+    body = heavy_body()
+    body["messages"].append({"role": "user", "content": "one too many"})
+    response = post(gateway, body, path)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages"
+    (line,) = gateway.log_lines()
+    assert line["status"] == 400 and line["outcome"] == "invalid_request"
+    assert fake.requests == []
 
 
 @pytest.fixture()
