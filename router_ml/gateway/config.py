@@ -84,8 +84,11 @@ class Limits:
     ``max_connections`` the pool per upstream, ``max_upstream_response_bytes`` an answer's size.
     Client side: a client must send its headers within ``client_header_timeout_s`` and its body
     within ``client_body_timeout_s`` (a slow client is cut off, answered 408 when possible); an
-    idle keep-alive connection closes after ``client_idle_timeout_s``; beyond
-    ``max_client_connections`` open connections or in-flight requests new ones get a 503.
+    idle keep-alive connection closes after ``client_idle_timeout_s``, which must stay above
+    the idle expiry of the clients' pools (httpx and the OpenAI SDK: 5 s): at equal values a
+    client reuses a connection just as the server closes it and gets a connection reset
+    (``httpx.ReadError``) instead of an answer; beyond ``max_client_connections`` open
+    connections or in-flight requests new ones get a 503.
     Bodies larger than ``inline_body_bytes`` are parsed and routed in a pool of
     ``route_workers`` threads so a heavy body never holds the event loop.
     """
@@ -99,7 +102,7 @@ class Limits:
     max_upstream_response_bytes: int = 64 * 1024 * 1024
     client_header_timeout_s: float = 10.0
     client_body_timeout_s: float = 30.0
-    client_idle_timeout_s: float = 5.0
+    client_idle_timeout_s: float = 20.0
     max_client_connections: int = 1024
     inline_body_bytes: int = 16 * 1024
     route_workers: int = 4

@@ -46,6 +46,14 @@ def test_minimal_config_gets_safe_defaults() -> None:
     assert config.target_for_model("zzz") is None
 
 
+def test_keep_alive_outlasts_the_clients_pool_expiry() -> None:
+    """A server closing idle connections no later than the client's pool expires them races the
+    client's reuse: the reused connection is reset (``httpx.ReadError``, the load test's flake)."""
+    httpx = pytest.importorskip("httpx")
+    client_expiry = httpx.Limits().keepalive_expiry  # also the OpenAI SDK's
+    assert load().limits.client_idle_timeout_s >= client_expiry + 10.0
+
+
 @pytest.mark.parametrize(
     ("changes", "env", "fragment"),
     [

@@ -44,6 +44,7 @@ def test_two_thousand_requests_from_32_clients(gateway: RunningGateway, fake: Fa
 
     async def run() -> None:
         jobs = iter(range(N_REQUESTS))
+        # the pool's idle expiry (5 s) is below the gateway's keep-alive: no reuse races a close
         limits = httpx.Limits(max_connections=CONCURRENCY)
         async with httpx.AsyncClient(limits=limits, timeout=30.0) as client:
 
