@@ -435,7 +435,18 @@ def print_spend(
         [d["tier"] for _, d in rows], input_tokens, output_tokens, catalog, router.tiers
     )
     sink.write("\n".join(summary.lines()) + "\n")
-    sink.write(f"(input tokens counted, output estimated; prices from {catalog.source})\n")
+    shown = shown_path(catalog.source)
+    sink.write(f"(input tokens counted, output estimated; prices from {shown})\n")
+
+
+def shown_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies under it, else as given: the
+    shipped catalog's absolute site path says nothing a reader of the table needs."""
+    resolved = Path(path).resolve()
+    try:
+        return str(resolved.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path
 
 
 if __name__ == "__main__":

@@ -152,6 +152,27 @@ def test_batch_table_ends_with_tier_shares_and_cost_vs_premium(
     assert "default_prices.json" in note
 
 
+def test_spend_line_shows_the_catalog_relative_to_the_working_directory_or_as_given(
+    tiny_model_dir: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch, catalog = tmp_path / "batch.jsonl", tmp_path / "prices.json"
+    batch.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    catalog.write_text((REPO / "router_ml" / "default_prices.json").read_text())
+    argv = ["route", "--batch", "batch.jsonl", "--table", "--model", str(tiny_model_dir)]
+    monkeypatch.chdir(REPO)
+    _, out, _ = run([*argv[:2], str(batch), *argv[3:]], capsys)
+    assert out.strip().endswith("prices from router_ml/default_prices.json)")
+    monkeypatch.chdir(tmp_path)
+    _, out, _ = run([*argv, "--catalog", str(catalog)], capsys)
+    assert out.strip().endswith("prices from prices.json)")  # absolute, but under the cwd
+    monkeypatch.chdir(tiny_model_dir)
+    _, out, _ = run([*argv[:2], str(batch), *argv[3:], "--catalog", str(catalog)], capsys)
+    assert out.strip().endswith(f"prices from {catalog})")
+
+
 def test_an_offline_command_without_its_extra_is_absent_with_the_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
