@@ -290,7 +290,9 @@ def _register_calibrate(subparsers: Any) -> None:
         description="Route a sample of your own requests (no outcomes needed) with the model and "
         "choose the risk threshold that sends --premium-share of them to premium, like "
         "RouteLLM's calibrate_threshold --strong-model-pct. The point is added to a copy of the "
-        "model in --out (the source is never changed) and made its default. It fixes a spend "
+        "model in --out (the source is never changed) and made its default. The shares are "
+        "those the router gives with --policy's coverage rule and task table (out-of-"
+        "distribution and task-kind decisions included). It fixes a spend "
         "share, not a quality: policy rules still apply on top, and under-routing is only "
         "known once you have outcomes (router-ml eval). Input lines: request bodies, or records "
         'with a "request" field (traffic records, decision-log lines with prompts); bad lines '
@@ -319,6 +321,11 @@ def _register_calibrate(subparsers: Any) -> None:
         action="store_true",
         help="add the point without making it the copy's default",
     )
+    parser.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy whose coverage and task_table sections apply (default: the shipped one)",
+    )
     add_model_arguments(parser)
     parser.set_defaults(func=_run_calibrate)
 
@@ -328,9 +335,11 @@ def _run_calibrate(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from router_ml import Router
     from router_ml.errors import InvalidRequest, RouterError
     from router_ml.features import FeatureExtractor
     from router_ml.model import TierModel, default_model_dir, parse_operating_point
+    from router_ml.policy import Policy
     from router_ml.request import load_json_body, parse_request
     from router_ml.share_calibration import (
         calibrate_shares,
@@ -364,8 +373,13 @@ def _run_calibrate(args: argparse.Namespace) -> int:
         print(f"router-ml calibrate: {path}: no valid request", file=sys.stderr)
         return 2
     try:
+        # The shares are those of the router users run: coverage rule and task table included.
+        router = Router(model, Policy.load(args.policy))
         calibration = calibrate_shares(
-            model.risks(np.vstack(rows)), args.premium_share, base.thresholds, args.economy_share
+            router.bounded_risks(np.vstack(rows)),
+            args.premium_share,
+            base.thresholds,
+            args.economy_share,
         )
         point = calibration.operating_point(
             operating_point_name(args.premium_share, args.economy_share),

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,6 +54,7 @@ class Coverage:
     width: np.ndarray
     threshold: float
     validation_flagged: float | None = None
+    _inverse_width: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         n = len(self.names)
@@ -65,6 +66,7 @@ class Coverage:
             raise ValueError("coverage ranges must have low <= high and positive widths")
         if not 0.0 < self.threshold <= 1.0:
             raise ValueError(f"coverage threshold must be in (0, 1], got {self.threshold}")
+        object.__setattr__(self, "_inverse_width", 1.0 / self.width)
 
     @classmethod
     def fit(
@@ -105,14 +107,16 @@ class Coverage:
     def scores(self, features: np.ndarray) -> np.ndarray:
         """``ood`` of each row of ``features`` ``(n, n_features)``."""
         x = np.asarray(features, dtype=np.float64)
-        excursion = np.maximum(np.maximum(self.low - x, x - self.high), 0.0) / self.width
-        return -np.expm1(-excursion.max(axis=1)) if x.size else np.zeros(len(x))
+        if not x.size:
+            return np.zeros(len(x))
+        furthest = (np.maximum(self.low - x, x - self.high) * self._inverse_width).max(axis=1)
+        return -np.expm1(-np.maximum(furthest, 0.0))
 
     def score(self, row: np.ndarray) -> float:
-        """``ood`` of one feature vector."""
-        x = row.astype(np.float64)
-        excursion = np.maximum(np.maximum(self.low - x, x - self.high), 0.0) / self.width
-        return -math.expm1(-float(excursion.max()))
+        """``ood`` of one feature vector (the per-request path: as few array passes as it takes)."""
+        x = np.asarray(row, dtype=np.float64)
+        furthest = float((np.maximum(self.low - x, x - self.high) * self._inverse_width).max())
+        return -math.expm1(-furthest) if furthest > 0.0 else 0.0
 
     def out_of_range(self, row: np.ndarray, limit: int = NAMES_IN_REASON) -> list[str]:
         """What lies outside: features training never had non-zero, then the furthest others.

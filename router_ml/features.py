@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import islice
@@ -28,10 +29,18 @@ import numpy as np
 from router_ml.errors import InvalidRequest
 from router_ml.recovery import recovery_signals, tool_result_is_error
 from router_ml.request import MAX_SCHEMA_LIST, ChatRequest, Message, parse_request
-from router_ml.text_embedding import EMBED_CHAR_CAP, N_DIMS, TextEmbedding
-from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
+from router_ml.task_kinds import TASK_KINDS
+from router_ml.text_embedding import (
+    EMBED_CHAR_CAP,
+    KIND_HEAD_TOKENS,
+    KIND_TAIL_CHARS,
+    KIND_TAIL_TOKENS,
+    N_DIMS,
+    TextEmbedding,
+)
+from router_ml.tokenizer import CACHE_MIN_CHARS, ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 TOKEN_BUDGET_CHARS = 65_536
 """Characters tokenised exactly per request; later messages are extrapolated."""
 SIGNAL_CHAR_CAP = 8_192
@@ -216,10 +225,27 @@ FEATURE_NAMES: tuple[str, ...] = (
     "system_tokens_share",
     # what the last user turn is about: its mean static token embedding (router_ml.text_embedding)
     *(f"text_emb_{k}" for k in range(N_DIMS)),
+    # what task the last user turn asks for: the task-kind reader's probabilities
+    # (router_ml.task_kinds; 0 without a reader)
+    *(f"kind_{kind}" for kind in TASK_KINDS),
 )
 N_FEATURES = len(FEATURE_NAMES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
+FEATURE_INDEX: dict[str, int] = dict(_INDEX)
+"""Column of each feature in the vector."""
 TEXT_EMBEDDING_FEATURES = tuple(f"text_emb_{k}" for k in range(N_DIMS))
+KIND_FEATURES = tuple(f"kind_{kind}" for kind in TASK_KINDS)
+_TEXT_BLOCK = tuple(
+    _INDEX[name]
+    for name in (
+        "chars_last_user",
+        "tokens_per_char_last_user",
+        *FEATURE_NAMES[_INDEX["n_lines"] : _INDEX["system_tokens_share"]],
+        *TEXT_EMBEDDING_FEATURES,
+        *KIND_FEATURES,
+    )
+)
+"""Features that depend on the last user turn's text alone (what a memoised reading holds)."""
 # Every feature is a count, share or code (>= 0) except the embedding's centred PCA components.
 _LOWER_BOUNDS = np.array(
     [-FLOAT32_EXACT_MAX if n in TEXT_EMBEDDING_FEATURES else 0.0 for n in FEATURE_NAMES]
@@ -251,7 +277,11 @@ def _schema_hash() -> str:
             SIGNAL_CHAR_CAP,
             SCHEMA_NODE_CAP,
             EMBED_CHAR_CAP,
+            KIND_HEAD_TOKENS,
+            KIND_TAIL_TOKENS,
+            KIND_TAIL_CHARS,
         ],
+        "kinds": list(TASK_KINDS),
         "cues": {
             name: [sorted(words), list(phrases)] for name, (words, phrases) in TASK_CUES.items()
         },
@@ -270,10 +300,18 @@ class FeatureExtractor:
     """
 
     def __init__(
-        self, token_counter: TokenCounter | None = None, embedding: TextEmbedding | None = None
+        self,
+        token_counter: TokenCounter | None = None,
+        embedding: TextEmbedding | None = None,
+        cache_size: int = 1024,
     ) -> None:
+        if cache_size < 0:
+            raise ValueError("cache_size must not be negative")
         self._counter = token_counter or TokenCounter()
         self._embedding = embedding
+        self._cache_size = cache_size
+        self._readings: dict[tuple[int, int], tuple[int, tuple[float, ...]]] = {}
+        self._lock = threading.Lock()
 
     def extract(self, request: ChatRequest | dict[str, Any] | str | bytes) -> np.ndarray:
         """Feature vector (float32, shape ``(N_FEATURES,)``) of one request."""
@@ -319,12 +357,12 @@ class FeatureExtractor:
             text = message.text
             if message.tool_call_text:
                 text = f"{text}\n{message.tool_call_text}" if text else message.tool_call_text
-            if i == last_user and self._embedding is not None:
-                tokens = self._embed_last_user(text, values)
+            if i == last_user:
+                tokens = self._read_last_user(text, message, values)
                 exact_tokens += tokens
                 exact_chars += len(text)
                 budget -= min(len(text), EXACT_CHAR_CAP)
-            elif budget > 0 or i == last_user:
+            elif budget > 0:
                 tokens = count(text)
                 exact_tokens += tokens
                 exact_chars += len(text)
@@ -361,23 +399,57 @@ class FeatureExtractor:
         v[ix["n_tool_errors"]] = n_tool_errors
         v[ix["n_images"]] = n_images
         v[ix["n_other_parts"]] = n_other
-        if last_user >= 0:
-            text = messages[last_user].text
-            v[ix["chars_last_user"]] = len(text)
-            v[ix["tokens_per_char_last_user"]] = tokens_last_user / len(text) if text else 0.0
-            _text_signals(text[:SIGNAL_CHAR_CAP], v)
 
-    def _embed_last_user(self, text: str, values: list[float]) -> int:
-        """Embed the head of the last user turn; its token count, sharing the tokenisation."""
-        assert self._embedding is not None
+    def _read_last_user(self, text: str, message: Message, values: list[float]) -> int:
+        """Write the last user turn's text features; returns its token count.
+
+        The reading (token count, text signals, embedding, task kinds) depends on the text alone,
+        and agents resend the same last user turn with every tool round, retries resend it
+        whole; so readings of texts of ``CACHE_MIN_CHARS`` or more are memoised like token
+        counts (keyed by length and hash, ``cache_size`` entries, oldest evicted first).
+        """
+        key = None
+        if len(text) >= CACHE_MIN_CHARS and self._cache_size and not message.tool_call_text:
+            key = (len(text), hash(text))
+            cached = self._readings.get(key)
+            if cached is not None:
+                tokens, reading = cached
+                for index, value in zip(_TEXT_BLOCK, reading, strict=True):
+                    values[index] = value
+                return tokens
+        tokens = self._read_text(text, values)
+        signal_text = message.text
+        if signal_text:
+            values[_INDEX["chars_last_user"]] = len(signal_text)
+            values[_INDEX["tokens_per_char_last_user"]] = tokens / len(signal_text)
+            _text_signals(signal_text[:SIGNAL_CHAR_CAP], values)
+        if key is not None:
+            reading = tuple(values[index] for index in _TEXT_BLOCK)
+            with self._lock:
+                if len(self._readings) >= self._cache_size:
+                    del self._readings[next(iter(self._readings))]
+                self._readings[key] = (tokens, reading)
+        return tokens
+
+    def _read_text(self, text: str, values: list[float]) -> int:
+        """Token count of the turn, and its embedding and task kinds from the same token ids."""
+        embedding = self._embedding
+        if embedding is None:
+            return self._counter.count(text)
         if len(text) <= EMBED_CHAR_CAP:
             ids = self._counter.encode(text)
             tokens = len(ids)  # what count() gives for a text this short
+            tail = None
         else:
             ids = self._counter.encode(text[:EMBED_CHAR_CAP])
             tokens = self._counter.count(text)
+            tail = self._counter.encode(text[-KIND_TAIL_CHARS:]) if embedding.reads_kinds else None
+        vector, kinds = embedding.read(ids, tail)
         start = _INDEX["text_emb_0"]
-        values[start : start + N_DIMS] = self._embedding.pool(ids)
+        values[start : start + N_DIMS] = vector
+        if kinds is not None:
+            start = _INDEX[KIND_FEATURES[0]]
+            values[start : start + len(TASK_KINDS)] = kinds
         return tokens
 
 

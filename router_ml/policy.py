@@ -39,6 +39,9 @@ The ``default`` takes the same forms.
 A top-level ``coverage`` section (``{enabled, threshold, escalate_to}``,
 ``router_ml.coverage.CoverageRule``) sets what the router does with requests outside the model's
 training traffic; without it they escalate to the top tier at the model's calibrated threshold.
+A top-level ``task_table`` section (``{enabled, raise_at, cap_at, tiers}``,
+``router_ml.task_kinds.TaskTable``) maps task kinds to tiers for the model's decisions; without it
+the product's task tables apply.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from router_ml.errors import PolicyError, shown
 from router_ml.recovery import RecoverySignals, recovery_signals
 from router_ml.request import ChatRequest
 from router_ml.safe_yaml import YamlError, load_yaml, load_yaml_file
+from router_ml.task_kinds import TaskTable
 from router_ml.tiers import TIERS, at_least, tier_rank
 
 AUTO = "auto"
@@ -169,6 +173,8 @@ class Policy:
     default_cascade: tuple[str, ...] = ()
     coverage: CoverageRule = field(default_factory=CoverageRule)
     """What the router does with requests outside the model's training traffic."""
+    task_table: TaskTable = field(default_factory=TaskTable)
+    """Task kind → tier for the model's decisions (the product's task tables by default)."""
 
     @classmethod
     def load(cls, policy: str | os.PathLike[str] | Mapping[str, Any] | None = None) -> Policy:
@@ -193,7 +199,7 @@ class Policy:
     def from_dict(cls, spec: Mapping[str, Any], source: str = "") -> Policy:
         if not isinstance(spec, Mapping):
             raise PolicyError("expected a mapping with tiers, rules and default", source=source)
-        unknown = set(spec) - {"tiers", "rules", "default", "safe_tier", "coverage"}
+        unknown = set(spec) - {"tiers", "rules", "default", "safe_tier", "coverage", "task_table"}
         if unknown:
             raise PolicyError(f"unknown top-level keys {sorted(unknown)}", source=source)
         tiers = _check_tiers(spec.get("tiers"), source)
@@ -218,10 +224,19 @@ class Policy:
         )
         try:
             coverage = CoverageRule.from_config(spec.get("coverage"))
+            task_table = TaskTable.from_config(spec.get("task_table"))
         except ValueError as exc:
             raise PolicyError(str(exc), source=source) from None
         return cls(
-            tiers, rules, default_tier, safe_tier, source, default_min, default_cascade, coverage
+            tiers,
+            rules,
+            default_tier,
+            safe_tier,
+            source,
+            default_min,
+            default_cascade,
+            coverage,
+            task_table,
         )
 
     def first_match(

@@ -19,11 +19,12 @@ import numpy as np
 from router_ml.calibration import choose_tier
 from router_ml.coverage import CoverageRule
 from router_ml.errors import InvalidRequest, shown
-from router_ml.features import FeatureExtractor
+from router_ml.features import FEATURE_INDEX, KIND_FEATURES, FeatureExtractor
 from router_ml.model import OperatingPoint, TierModel
 from router_ml.policy import AUTO, Policy, Rule
 from router_ml.request import ChatRequest, parse_request
-from router_ml.tiers import TIERS, at_least
+from router_ml.task_kinds import TaskTable, TaskVerdict
+from router_ml.tiers import TIERS, at_least, tier_rank
 from router_ml.tokenizer import TokenCounter
 
 logger = logging.getLogger("router_ml.router")
@@ -32,6 +33,8 @@ FALLBACK_SOURCE = "fallback"
 """``Decision.source`` of a decision made by the safe-tier fallback, not by the policy or model."""
 
 RequestLike = ChatRequest | dict[str, Any] | str | bytes
+_KIND_SLICE = slice(FEATURE_INDEX[KIND_FEATURES[0]], FEATURE_INDEX[KIND_FEATURES[-1]] + 1)
+_TOOL_COLUMNS = tuple(FEATURE_INDEX[n] for n in ("n_tools", "n_tool_calls", "n_tool_results"))
 _WARM_UP_REQUEST = {
     "messages": [
         {"role": "system", "content": "You are a helpful assistant."},
@@ -64,6 +67,9 @@ class Decision:
     """How far outside the training traffic the request lies (``router_ml.coverage``): 0 inside,
     towards 1 far outside; None when the model decided nothing or has no coverage ranges. When it
     reached the coverage threshold, ``probabilities`` are those after the escalation."""
+    task_kind: str | None = None
+    """The task kind whose tier the policy's task table applied (``router_ml.task_kinds``), None
+    when the table left the decision to the model."""
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -74,6 +80,7 @@ class Decision:
             "latency_us": round(self.latency_us, 1),
             "reason": self.reason,
             "ood": None if self.ood is None else round(self.ood, 4),
+            "task_kind": self.task_kind,
         }
         if self.cascade:
             data["cascade"] = list(self.cascade)
@@ -114,6 +121,8 @@ class Router:
             coverage if coverage is not None else policy.coverage
         )
         self._coverage = model.coverage
+        self.task_table = policy.task_table
+        self._reads_kinds = model.text_embedding is not None and model.text_embedding.reads_kinds
         self._ood_threshold = (
             self.coverage_rule.threshold_for(model.coverage) if model.coverage is not None else 1.0
         )
@@ -294,16 +303,24 @@ class Router:
     ) -> np.ndarray:
         """``risks`` of feature rows already extracted by ``features``."""
         risks = self.model.risks(features)
-        if self._coverage is None or not self.coverage_rule.enabled:
-            return risks
         thresholds = self.thresholds_for(operating_point)
-        for i, ood in enumerate(self._coverage.scores(features).tolist()):
-            if ood >= self._ood_threshold:
-                risks[i] = self.coverage_rule.escalate(risks[i].tolist(), thresholds, ood)
+        for i, row in enumerate(features):
+            risks[i] = self._adjusted(risks[i].tolist(), row, thresholds).risks
         return risks
-        for i, ood in enumerate(self._coverage.scores(features).tolist()):
-            if ood >= self._ood_threshold:
-                risks[i] = self.coverage_rule.escalate(risks[i].tolist(), self.thresholds, ood)
+
+    def bounded_risks(self, features: np.ndarray) -> np.ndarray:
+        """The model's calibrated risks with each row's ``tier_bounds`` imposed, free of thresholds.
+
+        Below a row's floor the risks become 1 (never accepted), from its ceiling on 0 (accepted
+        by any positive threshold): choosing thresholds on these (training's operating points,
+        ``router-ml calibrate``) chooses them on the tiers this router gives, coverage rule and
+        task table included.
+        """
+        risks = np.array(self.model.risks(features), dtype=np.float64)
+        bounds = self.tier_bounds(features)
+        for k in range(risks.shape[1]):
+            risks[bounds[:, 0] > k, k] = 1.0
+            risks[bounds[:, 1] <= k, k] = 0.0
         return risks
 
     def _policy_decision(self, tier: str, rule: Rule | None, start_ns: int) -> Decision:
@@ -320,6 +337,55 @@ class Router:
             cascade=cascade,
         )
 
+    def _adjusted(
+        self, risks: list[float], features: np.ndarray, thresholds: Sequence[float]
+    ) -> _Adjusted:
+        """The model's risks after the coverage rule and the task table, in that order.
+
+        A request outside covered ground escalates (``CoverageRule``); the task table then raises
+        a kind the product sends up, or caps a value kind, but never caps a flagged request. The
+        one path both ``route`` and ``risks`` take, so rankings and decisions agree.
+        """
+        ood, flagged, verdict = self._constraints(features)
+        if flagged:
+            assert ood is not None
+            risks = self.coverage_rule.escalate(risks, thresholds, ood)
+        if verdict is not None:
+            risks = TaskTable.apply(verdict, risks, thresholds)
+        return _Adjusted(risks, ood, flagged, verdict)
+
+    def _constraints(self, features: np.ndarray) -> tuple[float | None, bool, TaskVerdict | None]:
+        """The row's ``ood``, whether the coverage rule flags it, and the task table's verdict."""
+        ood = None
+        flagged = False
+        if self._coverage is not None:
+            ood = self._coverage.score(features)
+            flagged = self.coverage_rule.enabled and ood >= self._ood_threshold
+        verdict = None
+        if self.task_table.enabled and self._reads_kinds:
+            uses_tools = any(features[j] for j in _TOOL_COLUMNS)
+            verdict = self.task_table.verdict(features[_KIND_SLICE], uses_tools, flagged)
+        return ood, flagged, verdict
+
+    def tier_bounds(self, features: np.ndarray) -> np.ndarray:
+        """Per feature row, the least and most capable tier index the rules leave to the model.
+
+        ``(n, 2)``: the coverage rule and a raising task kind set the floor, a value kind the
+        ceiling. Whatever the (positive) thresholds, the router's tier is the model's clipped
+        into these bounds.
+        """
+        bounds = np.zeros((len(features), 2), dtype=np.int64)
+        bounds[:, 1] = len(TIERS) - 1
+        for i, row in enumerate(features):
+            _, flagged, verdict = self._constraints(row)
+            if flagged:
+                bounds[i, 0] = tier_rank(self.coverage_rule.escalate_to)
+            if verdict is not None and verdict.action == "raise":
+                bounds[i, 0] = max(bounds[i, 0], tier_rank(verdict.tier))
+            elif verdict is not None:
+                bounds[i, 1] = tier_rank(verdict.tier)
+        return bounds
+
     def _auto_decision(
         self,
         risks: list[float],
@@ -329,28 +395,14 @@ class Router:
         thresholds: Sequence[float] | None = None,
     ) -> Decision:
         thresholds = self.thresholds if thresholds is None else thresholds
-        ood = None
-        flagged = False
-        if self._coverage is not None and features is not None:
-            ood = self._coverage.score(features)
-            flagged = self.coverage_rule.enabled and ood >= self._ood_threshold
-        model_tier = choose_tier(risks, thresholds)
-        reason = self._explain(risks, model_tier, thresholds)
-        if flagged:
-            assert features is not None and self._coverage is not None and ood is not None
-            risks = self.coverage_rule.escalate(risks, thresholds, ood)
-            outside = ", ".join(self._coverage.out_of_range(features))
-            reason += (
-                f"; out of training range (ood={ood:.2f} >= {self._ood_threshold:.2f}: "
-                f"{outside}) → {TIERS[choose_tier(risks, thresholds)]}"
-            )
-        tier_index = choose_tier(risks, thresholds)
-        chosen = TIERS[tier_index]
+        model_risks = risks
+        adjusted = None
+        if features is not None:
+            adjusted = self._adjusted(risks, features, thresholds)
+            risks = adjusted.risks
+        chosen = TIERS[choose_tier(risks, thresholds)]
         floor = self.policy.floor_of(rule)
         tier = chosen if floor is None else at_least(chosen, floor)
-        if tier != chosen:
-            which = f"rule '{rule.name}'" if rule is not None else "the policy default"
-            reason += f"; raised to {tier} by {which} (min_tier {floor})"
         above = [1.0, *risks, 0.0]
         return Decision(
             tier=tier,
@@ -358,17 +410,52 @@ class Router:
             source=f"rule:{rule.name}" if rule is not None else "auto",
             probabilities={t: above[k] - above[k + 1] for k, t in enumerate(TIERS)},
             latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
-            reason=reason,
+            reason=self._reason(model_risks, thresholds, features, adjusted, rule, chosen, tier),
             features=features,
-            ood=ood,
+            ood=None if adjusted is None else adjusted.ood,
+            task_kind=adjusted.verdict.kind if adjusted and adjusted.verdict else None,
         )
 
-    def _explain(self, risks: Sequence[float], tier_index: int, thresholds: Sequence[float]) -> str:
+    def _reason(
+        self,
+        risks: Sequence[float],
+        thresholds: Sequence[float],
+        features: np.ndarray | None,
+        adjusted: _Adjusted | None,
+        rule: Rule | None,
+        chosen: str,
+        tier: str,
+    ) -> str:
+        """The model's comparison, then each step that moved the decision, in order."""
+        model_index = choose_tier(risks, thresholds)
         shown = [
-            f"P(needs > {TIERS[k]})={_comparison(risks[k], k == tier_index, thresholds[k])}"
-            for k in range(min(tier_index + 1, len(risks)))
+            f"P(needs > {TIERS[k]})={_comparison(risks[k], k == model_index, thresholds[k])}"
+            for k in range(min(model_index + 1, len(risks)))
         ]
-        return f"{'; '.join(shown)} → {TIERS[tier_index]}"
+        reason = f"{'; '.join(shown)} → {TIERS[model_index]}"
+        if adjusted is not None and adjusted.flagged:
+            assert self._coverage is not None and adjusted.ood is not None
+            assert features is not None
+            outside = ", ".join(self._coverage.out_of_range(features))
+            escalated = self.coverage_rule.escalate(list(risks), thresholds, adjusted.ood)
+            reason += (
+                f"; out of training range (ood={adjusted.ood:.2f} >= {self._ood_threshold:.2f}: "
+                f"{outside}) → {TIERS[choose_tier(escalated, thresholds)]}"
+            )
+        if adjusted is not None and adjusted.verdict is not None:
+            reason += f"; {adjusted.verdict.describe()}"
+        if tier != chosen:
+            which = f"rule '{rule.name}'" if rule is not None else "the policy default"
+            reason += f"; raised to {tier} by {which} (min_tier {self.policy.floor_of(rule)})"
+        return reason
+
+
+@dataclass(frozen=True, slots=True)
+class _Adjusted:
+    risks: list[float]
+    ood: float | None
+    flagged: bool
+    verdict: TaskVerdict | None
 
 
 def _comparison(risk: float, below: bool, threshold: float) -> str:
@@ -398,4 +485,5 @@ def _with_latency(decision: Decision, latency_us: float) -> Decision:
         decision.features,
         decision.cascade,
         decision.ood,
+        decision.task_kind,
     )

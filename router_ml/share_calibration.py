@@ -108,10 +108,13 @@ def _threshold_for_share(
     ``among`` restricts the rows that can be selected (the share stays over all rows).
     Candidates are the distinct values plus one above them all (nobody selected); ties in
     distance go to the smaller threshold, which sends more to premium (``at_or_above``) or fewer
-    to economy: both escalate.
+    to economy: both escalate. Thresholds stay in [0, 1], the range a model accepts: a risk of
+    exactly 1 (a request the coverage rule or the task table sends up) is never accepted below.
     """
     selectable = np.ones(values.shape, dtype=bool) if among is None else among
-    candidates = np.append(np.unique(values), np.nextafter(values.max(), np.inf))
+    candidates = np.unique(
+        np.minimum(np.append(np.unique(values), np.nextafter(values.max(), np.inf)), 1.0)
+    )
     if at_or_above:
         shares = np.array([np.mean(selectable & (values >= t)) for t in candidates])
     else:

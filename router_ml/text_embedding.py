@@ -7,8 +7,16 @@ a text's embedding is the mean of its tokens' vectors. It reuses the token ids t
 extractor computes anyway, so it costs one table lookup and a mean, no model call. Token ids the
 table does not hold (never seen in the corpus it was built from) are skipped.
 
+The same table carries the task-kind reader (``router_ml.task_kinds``): a linear classifier over
+the mean static vector is the mean of per-token scores, so ``kind_weights`` holds each token's
+score per kind and ``read`` returns the kind probabilities from the same lookup. The reader sees
+the head and the tail of the turn (``KIND_HEAD_TOKENS``, ``KIND_TAIL_TOKENS``): instructions sit
+there, while a pasted article in the middle says what the text is about, not what to do with it.
+
 The table ships in the model directory as ``text_embedding.npz`` (``ids``: sorted int32 token
-ids; ``vectors``: float16 ``(n_ids, N_DIMS)``); the model's metadata names the file and its hash.
+ids; ``vectors``: float16 ``(n_ids, N_DIMS)``; ``kind_weights``: float16 ``(n_ids, n_kinds)`` and
+``kind_bias``, absent in a model without a reader); the model's metadata names the file and its
+hash.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from router_ml.task_kinds import TASK_KINDS
+
 N_DIMS = 24
 """Embedding dimensions fed to the model (part of the feature schema)."""
 EMBED_CHAR_CAP = 2000
@@ -26,16 +36,50 @@ EMBED_CHAR_CAP = 2000
 FILE_NAME = "text_embedding.npz"
 O200K_VOCABULARY = 200_019
 """Token ids of the o200k encoding (ids at or above are clipped to the last, never in a table)."""
+KIND_HEAD_TOKENS = 128
+"""Tokens at the head of the last user turn that the task-kind reader sees."""
+KIND_TAIL_TOKENS = 64
+"""Tokens at the tail of the last user turn that the task-kind reader sees."""
+KIND_TAIL_CHARS = 512
+"""Characters at the end of a turn longer than ``EMBED_CHAR_CAP`` encoded for the tail."""
+
+
+def kind_token_ids(head_ids: list[int], tail_ids: list[int] | None) -> list[int]:
+    """The ids the task-kind reader pools: the head, and the tail when it is not the head.
+
+    ``head_ids`` are the ids of the turn's first ``EMBED_CHAR_CAP`` characters; ``tail_ids`` those
+    of its last ``KIND_TAIL_CHARS`` characters when the turn is longer (None otherwise).
+    """
+    if tail_ids is None:
+        if len(head_ids) <= KIND_HEAD_TOKENS + KIND_TAIL_TOKENS:
+            return head_ids
+        return head_ids[:KIND_HEAD_TOKENS] + head_ids[-KIND_TAIL_TOKENS:]
+    return head_ids[:KIND_HEAD_TOKENS] + tail_ids[-KIND_TAIL_TOKENS:]
 
 
 class TextEmbedding:
-    """Token id → vector table; ``pool`` embeds a sequence of token ids."""
+    """Token id → vector table; ``pool`` embeds a sequence of token ids, ``read`` also the kinds."""
 
-    def __init__(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def __init__(
+        self,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        kind_weights: np.ndarray | None = None,
+        kind_bias: np.ndarray | None = None,
+    ) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.asarray(vectors)
         if ids.ndim != 1 or vectors.shape != (ids.size, N_DIMS):
             raise ValueError(f"text embedding needs ids (n,) and vectors (n, {N_DIMS})")
+        n_kinds = len(TASK_KINDS)
+        if (kind_weights is None) != (kind_bias is None):
+            raise ValueError("text embedding needs both kind_weights and kind_bias, or neither")
+        if kind_weights is not None and kind_bias is not None:
+            kind_weights, kind_bias = np.asarray(kind_weights), np.asarray(kind_bias)
+            if kind_weights.shape != (ids.size, n_kinds) or kind_bias.shape != (n_kinds,):
+                raise ValueError(f"kind_weights must be (n, {n_kinds}) and kind_bias ({n_kinds},)")
+            if not (np.all(np.isfinite(kind_weights)) and np.all(np.isfinite(kind_bias))):
+                raise ValueError("kind_weights and kind_bias must be finite")
         if ids.size and (ids.min() < 0 or np.any(np.diff(ids) <= 0)):
             raise ValueError("text embedding ids must be non-negative and strictly increasing")
         self.ids = ids
@@ -47,6 +91,22 @@ class TextEmbedding:
         self._row = np.full(size, self._zero, dtype=np.int32)
         self._row[ids] = np.arange(ids.size, dtype=np.int32)
         self._table = np.vstack([vectors.astype(np.float32), np.zeros((1, N_DIMS), np.float32)])
+        self.kind_weights = None if kind_weights is None else kind_weights.astype(np.float16)
+        self.kind_bias = None if kind_bias is None else kind_bias.astype(np.float64)
+        self._kind_table = (
+            None
+            if kind_weights is None
+            else np.vstack([kind_weights.astype(np.float32), np.zeros((1, n_kinds), np.float32)])
+        )
+        # Embedding and kind scores side by side, so ``read`` gathers both with one ``take``.
+        self._joint = (
+            self._table if self._kind_table is None else np.hstack([self._table, self._kind_table])
+        )
+
+    @property
+    def reads_kinds(self) -> bool:
+        """Whether the table carries a task-kind reader."""
+        return self._kind_table is not None
 
     def pool(self, token_ids: list[int]) -> list[float]:
         """Mean vector of the known token ids (zeros when none is known)."""
@@ -58,16 +118,75 @@ class TextEmbedding:
             return [0.0] * N_DIMS
         return (self._table.take(rows, axis=0).sum(axis=0) / known).tolist()
 
+    def read(
+        self, head_ids: list[int], tail_ids: list[int] | None
+    ) -> tuple[list[float], list[float] | None]:
+        """The embedding of ``head_ids`` and the kind probabilities of ``kind_token_ids(head_ids,
+        tail_ids)`` (None without a reader): ``pool`` and ``kind_probabilities`` in one gather."""
+        if self._kind_table is None:
+            return self.pool(head_ids), None
+        if not head_ids:
+            return [0.0] * N_DIMS, self.kind_probabilities(kind_token_ids(head_ids, tail_ids))
+        rows = self._row.take(head_ids, mode="clip")
+        gathered = self._joint.take(rows, axis=0)
+        known = rows != self._zero
+        n_known = int(np.count_nonzero(known))
+        embedding = (
+            (gathered[:, :N_DIMS].sum(axis=0) / n_known).tolist() if n_known else [0.0] * N_DIMS
+        )
+        if tail_ids is None and len(head_ids) <= KIND_HEAD_TOKENS + KIND_TAIL_TOKENS:
+            return embedding, self._softmax(gathered[:, N_DIMS:].sum(axis=0), n_known)
+        head = gathered[:KIND_HEAD_TOKENS, N_DIMS:].sum(axis=0)
+        n_head = int(np.count_nonzero(known[:KIND_HEAD_TOKENS]))
+        if tail_ids is None:
+            tail = gathered[-KIND_TAIL_TOKENS:, N_DIMS:].sum(axis=0)
+            n_tail = int(np.count_nonzero(known[-KIND_TAIL_TOKENS:]))
+        else:
+            tail_rows = self._row.take(tail_ids[-KIND_TAIL_TOKENS:], mode="clip")
+            tail = self._kind_table.take(tail_rows, axis=0).sum(axis=0)
+            n_tail = int(np.count_nonzero(tail_rows != self._zero))
+        return embedding, self._softmax(head + tail, n_head + n_tail)
+
+    def _softmax(self, summed: np.ndarray, n_known: int) -> list[float]:
+        if not n_known or self.kind_bias is None:
+            return [0.0] * len(TASK_KINDS)
+        logits = summed / n_known + self.kind_bias
+        exp = np.exp(logits - logits.max())
+        return (exp / exp.sum()).tolist()
+
+    def kind_probabilities(self, token_ids: list[int]) -> list[float]:
+        """Task-kind probabilities (``TASK_KINDS`` order) of the pooled ids; zeros without a
+        reader or a known id."""
+        if self._kind_table is None or not token_ids:
+            return [0.0] * len(TASK_KINDS)
+        rows = self._row.take(token_ids, mode="clip")
+        known = len(token_ids) - int(np.count_nonzero(rows == self._zero))
+        if not known:
+            return [0.0] * len(TASK_KINDS)
+        return self._softmax(self._kind_table.take(rows, axis=0).sum(axis=0), known)
+
     def save(self, directory: str | os.PathLike[str]) -> str:
         """Write ``text_embedding.npz`` into ``directory``; returns its sha256."""
         path = Path(directory) / FILE_NAME
+        ids = self.ids.astype(np.int32)
         with path.open("wb") as handle:
-            np.savez_compressed(handle, ids=self.ids.astype(np.int32), vectors=self.vectors)
+            if self.kind_weights is not None and self.kind_bias is not None:
+                np.savez_compressed(
+                    handle,
+                    ids=ids,
+                    vectors=self.vectors,
+                    kind_weights=self.kind_weights,
+                    kind_bias=self.kind_bias,
+                )
+            else:
+                np.savez_compressed(handle, ids=ids, vectors=self.vectors)
         return file_sha256(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TextEmbedding:
         with np.load(Path(path), allow_pickle=False) as data:
+            if "kind_weights" in data.files:
+                return cls(data["ids"], data["vectors"], data["kind_weights"], data["kind_bias"])
             return cls(data["ids"], data["vectors"])
 
 

@@ -243,3 +243,32 @@ def test_failure_recovery_features(extractor: FeatureExtractor) -> None:
     }
     f = named(extractor.extract(failed))
     assert f["after_error"] == 1 and f["user_rejects_answer"] == 0
+
+
+def test_memoised_last_user_readings_equal_fresh_ones() -> None:
+    from router_ml.tokenizer import CACHE_MIN_CHARS
+
+    long_text = ("Summarize the quarterly numbers and explain why margins fell? " * 20)[:1500]
+    assert len(long_text) >= CACHE_MIN_CHARS
+    requests = [
+        {"messages": [{"role": "user", "content": long_text}]},
+        {
+            "messages": [
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": long_text},
+                {"role": "assistant", "content": "Margins fell."},
+                {"role": "user", "content": long_text},
+            ],
+            "max_tokens": 50,
+        },
+        {"messages": [{"role": "user", "content": long_text + " Use a table."}]},
+    ]
+    cached = FeatureExtractor()
+    fresh = FeatureExtractor(cache_size=0)
+    first = cached.extract_many(requests)
+    again = cached.extract_many(requests)  # every last user turn now comes from the memo
+    np.testing.assert_array_equal(first, again)
+    np.testing.assert_array_equal(first, fresh.extract_many(requests))
+    assert not np.array_equal(first[0], first[2])
+    with pytest.raises(ValueError, match="cache_size"):
+        FeatureExtractor(cache_size=-1)

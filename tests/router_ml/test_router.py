@@ -318,3 +318,77 @@ def test_exposed_risks_rank_as_the_router_routes(router: Router) -> None:
     chosen = choose_tiers(router.risks(requests), router.thresholds)
     assert [TIERS[k] for k in chosen] == [d.tier for d in router.route_batch(requests)]
     assert chosen[-1] == 2
+
+
+def _router_reading_kinds(model_dir: Path, thresholds: tuple[float, float]) -> Router:
+    """The tiny model with a reader that knows two words: 'poem' (creative writing) and
+    'recap' (summarization); the model itself routes as ``thresholds`` say."""
+    from router_ml.model import TierModel
+    from router_ml.policy import Policy
+    from router_ml.task_kinds import TASK_KINDS
+    from router_ml.text_embedding import N_DIMS, TextEmbedding
+    from router_ml.tokenizer import TokenCounter
+
+    counter = TokenCounter()
+    cues = {"creative_writing": " poem", "summarization": " recap"}
+    ids = {kind: counter.encode(word)[0] for kind, word in cues.items()}
+    vocabulary = np.array(sorted(ids.values()))
+    weights = np.zeros((len(vocabulary), len(TASK_KINDS)))
+    for kind, token in ids.items():
+        weights[list(vocabulary).index(token), TASK_KINDS.index(kind)] = 60.0
+    model = TierModel.load(model_dir)
+    model.text_embedding = TextEmbedding(
+        vocabulary, np.zeros((len(vocabulary), N_DIMS)), weights, np.zeros(len(TASK_KINDS))
+    )
+    return Router(model, Policy.load(), thresholds=thresholds)
+
+
+def _user(text: str, **extra: object) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": text}], **extra}
+
+
+def test_the_task_table_raises_kinds_the_product_sends_up(tiny_model_dir: Path) -> None:
+    trusting = _router_reading_kinds(tiny_model_dir, (1.0, 1.0))  # the model alone: economy
+    decision = trusting.route(_user("please write a poem about the sea"))
+    assert decision.tier == "premium" and decision.task_kind == "creative_writing"
+    assert (
+        "task kind creative_writing" in decision.reason and "raised to premium" in decision.reason
+    )
+    plain = trusting.route(_user("what is the capital of country number 12?"))
+    assert plain.tier == "economy" and plain.task_kind is None
+
+
+def test_the_task_table_caps_value_kinds_only_in_covered_ground(tiny_model_dir: Path) -> None:
+    cautious = _router_reading_kinds(tiny_model_dir, (1e-9, 1e-9))  # the model alone: premium
+    summary = cautious.route(_user("What is the capital of country number 5? recap recap"))
+    assert summary.tier == "economy" and summary.task_kind == "summarization"
+    assert "capped at economy" in summary.reason
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    with_tools = cautious.route(
+        _user("What is the capital of country number 5? recap recap", tools=[tool])
+    )
+    assert with_tools.tier == "premium" and with_tools.task_kind is None
+    after_error = {
+        "messages": [
+            *_AFTER_TOOL_ERROR["messages"][:-1],
+            {"role": "user", "content": "recap recap what failed"},
+        ]
+    }
+    assert cautious.route(after_error).tier == "premium"
+
+
+def test_risks_and_tier_bounds_agree_with_the_task_table(tiny_model_dir: Path) -> None:
+    from router_ml.calibration import choose_tiers
+
+    for thresholds in ((1.0, 1.0), (1e-9, 1e-9)):
+        router = _router_reading_kinds(tiny_model_dir, thresholds)
+        requests = [
+            _user("please write a poem about rain"),
+            _user("What is the capital of country number 8? recap recap"),
+            _user("What is the capital of country number 345?"),
+            _AFTER_TOOL_ERROR,
+        ]
+        chosen = choose_tiers(router.risks(requests), router.thresholds)
+        assert [TIERS[k] for k in chosen] == [router.route(r).tier for r in requests]
+        bounds = router.tier_bounds(np.vstack([router.features(r) for r in requests]))
+        assert bounds.tolist() == [[2, 2], [0, 0], [0, 2], [2, 2]]

@@ -57,11 +57,13 @@ def test_impossible_shares_are_refused(share: float, economy: float | None, frag
 
 
 def write_requests(path: Path, n: int) -> Path:
-    topics = ["Hi", "Prove that sqrt(2) is irrational", "Write a haiku", "Implement a B-tree"]
+    """``n`` requests shaped like the tiny model's training traffic (mostly in covered ground),
+    plus two bad lines."""
+    from fixtures import generate_records
+
     lines = [
-        json.dumps({"id": f"r{i}", "request": {"messages": [{"role": "user", "content": t}]}})
-        for i in range(n)
-        for t in [f"{topics[i % len(topics)]} #{i} " + "detail " * (i % 17)]
+        json.dumps({"id": f"r{i}", "request": record["request"]})
+        for i, record in enumerate(generate_records(n, seed=7))
     ]
     path.write_text("\n".join([*lines, "{not json", '{"messages": []}']) + "\n")
     return path
@@ -95,10 +97,8 @@ def test_cli_writes_a_copy_whose_default_point_sends_the_share_to_premium(
     assert model.default_operating_point.name == "premium_share_0.3"
     reported = json.loads(captured.out)["validation"]["premium_share"]
 
-    # The synthetic fixture model covers none of these realistic requests, so its coverage rule
-    # would escalate them all; the share is calibrated on the model's risk (escalations of
-    # out-of-range requests come on top).
-    router = Router.load(out, coverage={"enabled": False})
+    # The share is that of the router users run: out-of-range requests escalated included.
+    router = Router.load(out)
     bodies = [json.loads(line)["request"] for line in requests.read_text().splitlines()[:200]]
     routed = [d.tier for d in router.route_batch(bodies)]
     assert routed.count("premium") / len(routed) == pytest.approx(reported)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from router_ml.features import FEATURE_NAMES, FeatureExtractor
+from router_ml.task_kinds import TASK_KINDS
 from router_ml.text_embedding import N_DIMS, TextEmbedding
 
 
@@ -61,3 +62,63 @@ def test_negative_embedding_components_are_kept() -> None:
     )
     start = FEATURE_NAMES.index("text_emb_0")
     assert np.allclose(row[start : start + N_DIMS], -1.0)
+
+
+def _kind_table() -> TextEmbedding:
+    ids = np.array([3, 10, 42])
+    weights = np.zeros((3, len(TASK_KINDS)))
+    weights[0, TASK_KINDS.index("summarization")] = 4.0
+    weights[1, TASK_KINDS.index("code_generation")] = 4.0
+    return TextEmbedding(ids, np.zeros((3, N_DIMS)), weights, np.zeros(len(TASK_KINDS)))
+
+
+def test_kind_probabilities_are_the_softmax_of_the_mean_token_scores() -> None:
+    table = _kind_table()
+    probabilities = np.array(table.kind_probabilities([3, 3, 10, 999]))  # 999: unknown, skipped
+    logits = np.zeros(len(TASK_KINDS))
+    logits[TASK_KINDS.index("summarization")] = 8.0 / 3
+    logits[TASK_KINDS.index("code_generation")] = 4.0 / 3
+    expected = np.exp(logits) / np.exp(logits).sum()
+    np.testing.assert_allclose(probabilities, expected, rtol=1e-3)
+    assert table.kind_probabilities([999]) == [0.0] * len(TASK_KINDS)
+    assert _table().kind_probabilities([3]) == [0.0] * len(TASK_KINDS)  # no reader
+
+
+def test_kind_reader_round_trips_and_is_validated(tmp_path: Path) -> None:
+    _kind_table().save(tmp_path)
+    again = TextEmbedding.load(tmp_path / "text_embedding.npz")
+    assert again.reads_kinds and again.kind_probabilities([10]) == pytest.approx(
+        _kind_table().kind_probabilities([10]), abs=1e-3
+    )
+    with pytest.raises(ValueError, match="both"):
+        TextEmbedding(np.array([1]), np.zeros((1, N_DIMS)), np.zeros((1, len(TASK_KINDS))))
+    with pytest.raises(ValueError, match="kind_weights must be"):
+        TextEmbedding(np.array([1]), np.zeros((1, N_DIMS)), np.zeros((1, 2)), np.zeros(2))
+    with pytest.raises(ValueError, match="finite"):
+        TextEmbedding(
+            np.array([1]),
+            np.zeros((1, N_DIMS)),
+            np.full((1, len(TASK_KINDS)), np.nan),
+            np.zeros(len(TASK_KINDS)),
+        )
+
+
+def test_read_gathers_what_pool_and_kind_probabilities_give() -> None:
+    from router_ml.text_embedding import kind_token_ids
+
+    rng = np.random.default_rng(1)
+    ids = np.arange(0, 400, 2)
+    table = TextEmbedding(
+        ids,
+        rng.normal(size=(ids.size, N_DIMS)),
+        rng.normal(size=(ids.size, len(TASK_KINDS))),
+        rng.normal(size=len(TASK_KINDS)),
+    )
+    for n in (0, 5, 150, 192, 193, 300):
+        head = rng.integers(0, 420, size=n).tolist()  # odd ids and ids past 400 are unknown
+        for tail in (None, rng.integers(0, 420, size=80).tolist()):
+            vector, kinds = table.read(head, tail)
+            np.testing.assert_allclose(vector, table.pool(head), atol=1e-5)
+            expected = table.kind_probabilities(kind_token_ids(head, tail))
+            np.testing.assert_allclose(kinds, expected, atol=1e-5)
+    assert _table().read([3], None) == (_table().pool([3]), None)

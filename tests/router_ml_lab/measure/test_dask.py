@@ -57,7 +57,9 @@ def test_route_dataset_on_dask_writes_identical_files(
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     lines = [json.loads(x) for x in (tmp_path / "a" / names[0]).read_text().splitlines()]
-    assert {"id", "tier", "model", "source", "probabilities", "reason", "ood"} == set(lines[0])
+    assert {"id", "tier", "model", "source", "probabilities", "reason", "ood", "task_kind"} == set(
+        lines[0]
+    )
 
 
 def test_drift_on_dask_gives_the_same_verdict(

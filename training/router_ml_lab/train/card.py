@@ -148,6 +148,9 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         *_envelope(metrics.get("envelope")),
         *_suite(metrics.get("sense_suite")),
         *_text_embedding(metadata.get("text_embedding")),
+        *_task_kinds(
+            (metadata.get("text_embedding") or {}).get("task_kinds"), metrics.get("task_kinds")
+        ),
         "## Against the targets",
         *_targets(pooled),
         "",
@@ -356,6 +359,47 @@ def _text_embedding(spec: Mapping[str, Any] | None) -> list[str]:
         "0.587 vs 0.550 / 0.516.",
         "",
     ]
+
+
+def _task_kinds(
+    reader: Mapping[str, Any] | None, shares: Mapping[str, Mapping[str, Any]] | None
+) -> list[str]:
+    if not reader:
+        return []
+    lines = [
+        "## Task kinds (the product's task tables)",
+        "",
+        "The task-kind reader (features `kind_*`, router_ml.task_kinds) is a linear classifier "
+        "over the static embedding of the last user turn's head and tail, folded into the token "
+        "table; the default policy's `task_table` raises kinds the product sends up (code, "
+        "creative writing, hard reasoning, costly-if-wrong; extraction to standard) and caps "
+        "confident value kinds (classification, lookups, short transformations, summaries, "
+        "compression, drafts) at economy in covered ground without tools. Trained on "
+        f"{sum(reader['examples'].values())} examples (the hand-written seed corpus "
+        "`training/router_ml_lab/train/task_kinds.jsonl` and the training split's exam "
+        "questions, math word problems and MBPP tasks); 5-fold cross-validated accuracy "
+        f"{_pct(reader['cv_accuracy'])} (C={reader['regularisation_c']}).",
+        "",
+        "| kind | examples | CV recall |",
+        "|---|---:|---:|",
+        *(
+            f"| {kind} | {n} | {_pct(reader['cv_recall'][kind])} |"
+            for kind, n in reader["examples"].items()
+        ),
+        "",
+    ]
+    if shares:
+        lines += [
+            "What the table did to labeled traffic (default policy): "
+            + "; ".join(
+                f"{name} {_pct(s['floor_above_economy'])} raised above economy, "
+                f"{_pct(s['capped'])} capped"
+                for name, s in shares.items()
+            )
+            + ".",
+            "",
+        ]
+    return lines
 
 
 def _denoise_text(denoise: Mapping[str, Any]) -> str:

@@ -39,6 +39,7 @@ _SECTIONS: dict[str, set[str]] = {
     "augment": {"copies", "system_prompt", "max_tokens", "json_mode", "stream", "earlier_turns"},
     "coverage": {"max_flagged"},
     "text_embedding": {"enabled", "cache_dir"},
+    "task_kinds": {"enabled", "real_per_kind"},
 }
 DENOISE_METHODS = ("none", "irt")
 

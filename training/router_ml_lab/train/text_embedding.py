@@ -7,9 +7,14 @@
    reused by later runs, which then need neither torch nor the transformer.
 2. **Map to o200k**: every o200k token id occurring in the corpus (the labeled traffic and the
    unlabeled request sets) gets the static model's vector of its decoded text.
+   The vocabulary also takes the ids of the task-kind examples and every o200k token that is a
+   whole word of the static model's vocabulary, so a request using a word the traffic never had
+   ("limerick", "tl;dr") still reads.
 3. **Reduce**: PCA fitted on the mean token vectors of the *training split's* last user turns,
    centred there; the table stores each token's projected, centred vector, so the mean over a
    text's tokens is exactly that text's PCA projection. ``N_DIMS`` components are kept.
+4. **Read task kinds** (``train.task_kinds``): the task-kind reader, fitted on the full static
+   vectors and folded into per-token scores stored in the same table.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy as np
 from router_ml.request import parse_request
 from router_ml.text_embedding import EMBED_CHAR_CAP, N_DIMS, TextEmbedding
 from router_ml.tokenizer import TokenCounter, get_encoding
+from router_ml_lab.train.task_kinds import KindExample, fit_kind_reader, reader_token_ids
 
 STATIC_MODEL_DIR = "minilm-static"
 
@@ -74,19 +80,39 @@ def last_user_token_ids(requests: Iterable[dict[str, Any]]) -> list[list[int]]:
     return result
 
 
+def word_token_ids(static_model: Any) -> set[int]:
+    """o200k ids of tokens that are a whole word of the static model's own vocabulary."""
+    words = {t for t in static_model.tokens if t.isascii() and t.isalpha()}
+    encoding = get_encoding()
+    ids = set()
+    for word in words:
+        for text in (word, " " + word, " " + word.capitalize()):
+            tokens = encoding.encode_ordinary(text)
+            if len(tokens) == 1:
+                ids.add(tokens[0])
+    return ids
+
+
 def build_text_embedding(
     train_ids: Sequence[list[int]],
     corpus_ids: Sequence[list[int]],
     cache_dir: str | os.PathLike[str],
-) -> TextEmbedding:
-    """The reduced table over the corpus vocabulary, PCA fitted on ``train_ids`` texts."""
-    vocabulary = np.array(sorted({i for ids in corpus_ids for i in ids}), dtype=np.int64)
+    kind_examples: Sequence[KindExample] = (),
+    seed: int = 0,
+) -> tuple[TextEmbedding, dict[str, Any] | None]:
+    """The reduced table over the corpus vocabulary, PCA fitted on ``train_ids`` texts, with the
+    task-kind reader fitted on ``kind_examples`` (none: no reader); and the reader's report."""
+    static_model = distilled_static_model(cache_dir)
+    vocabulary_ids = {i for ids in corpus_ids for i in ids} | word_token_ids(static_model)
+    for ids in reader_token_ids([e.text for e in kind_examples]):
+        vocabulary_ids.update(ids)
+    vocabulary = np.array(sorted(vocabulary_ids), dtype=np.int64)
     encoding = get_encoding()
     strings = [
         encoding.decode_single_token_bytes(int(i)).decode("utf-8", "replace") for i in vocabulary
     ]
     vectors = np.asarray(
-        distilled_static_model(cache_dir).encode(strings, show_progress_bar=False),
+        static_model.encode(strings, show_progress_bar=False),
         dtype=np.float64,
     )
     row = {int(token): k for k, token in enumerate(vocabulary)}
@@ -101,4 +127,9 @@ def build_text_embedding(
     # A fixed sign per component (largest loading positive), so reruns give the same table.
     signs = np.sign(components[np.arange(N_DIMS), np.abs(components[:N_DIMS]).argmax(axis=1)])
     projection = components[:N_DIMS].T * signs
-    return TextEmbedding(vocabulary, (vectors - centre) @ projection)
+    projected = (vectors - centre) @ projection
+    if not kind_examples:
+        return TextEmbedding(vocabulary, projected), None
+    reader = fit_kind_reader(kind_examples, vocabulary, vectors, seed)
+    embedding = TextEmbedding(vocabulary, projected, reader.kind_weights, reader.kind_bias)
+    return embedding, reader.report
