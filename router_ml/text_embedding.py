@@ -90,18 +90,17 @@ class TextEmbedding:
         self._zero = ids.size
         self._row = np.full(size, self._zero, dtype=np.int32)
         self._row[ids] = np.arange(ids.size, dtype=np.int32)
-        self._table = np.vstack([vectors.astype(np.float32), np.zeros((1, N_DIMS), np.float32)])
         self.kind_weights = None if kind_weights is None else kind_weights.astype(np.float16)
         self.kind_bias = None if kind_bias is None else kind_bias.astype(np.float64)
-        self._kind_table = (
-            None
-            if kind_weights is None
-            else np.vstack([kind_weights.astype(np.float32), np.zeros((1, n_kinds), np.float32)])
-        )
-        # Embedding and kind scores side by side, so ``read`` gathers both with one ``take``.
-        self._joint = (
-            self._table if self._kind_table is None else np.hstack([self._table, self._kind_table])
-        )
+        # Embedding and kind scores side by side in one float32 table (plus a zero row for
+        # unknown ids), so ``read`` gathers both with one ``take``; the two parts are views.
+        columns = [vectors.astype(np.float32)]
+        if kind_weights is not None:
+            columns.append(kind_weights.astype(np.float32))
+        joint = np.hstack(columns)
+        self._joint = np.vstack([joint, np.zeros((1, joint.shape[1]), np.float32)])
+        self._table = self._joint[:, :N_DIMS]
+        self._kind_table = None if kind_weights is None else self._joint[:, N_DIMS:]
 
     @property
     def reads_kinds(self) -> bool:
