@@ -6,7 +6,9 @@ and passes the verdict to the router (``repeated=True``), where ``match: {retry:
 
 Only a digest is kept, never the text: a keyed BLAKE2b of the client's identity (bearer token,
 ``user`` field) and the request's messages and tools, so two clients asking "hi" are not each
-other's retries. Memory is bounded by ``capacity`` (least recently seen entries go first).
+other's retries; the same conversation sent with another ``stream`` or ``metadata`` (a
+per-request trace id, say) is still a retry. Memory is bounded by ``capacity`` (least recently
+seen entries go first).
 """
 
 from __future__ import annotations
@@ -19,6 +21,27 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
+
+
+def digest(key: bytes, payload: Mapping[str, Any], client: str = "") -> bytes:
+    """The keyed digest of a request (see the module doc), computable in any process with ``key``.
+
+    It re-encodes the messages and tools, which for a heavy body costs some milliseconds of
+    GIL: the gateway computes it where that body is decoded, in a worker process for the
+    heaviest (``workers``), so that cost never lands on its event loop's process.
+    """
+    identity = f"{client}\0{payload.get('user', '')}".encode("utf-8", "surrogatepass")
+    content = json.dumps(
+        [payload.get("messages"), payload.get("tools")],
+        ensure_ascii=False,
+        separators=(",", ":"),
+        default=str,
+    ).encode("utf-8", "surrogatepass")
+    hasher = hashlib.blake2b(key=key, digest_size=16)
+    hasher.update(identity)
+    hasher.update(b"\0")
+    hasher.update(content)
+    return hasher.digest()
 
 
 class RepeatCache:
@@ -45,22 +68,16 @@ class RepeatCache:
         self.window_s, self.capacity, self._clock = window_s, capacity, clock
         self._seen: OrderedDict[bytes, float] = OrderedDict()
         self._lock = threading.Lock()
-        self._key = os.urandom(16)  # per process: digests mean nothing outside it
+        self._key = os.urandom(16)  # per gateway (and its workers): meaningless outside it
+
+    @property
+    def key(self) -> bytes:
+        """The digest key, for the gateway's worker processes (their digests must match)."""
+        return self._key
 
     def digest(self, payload: Mapping[str, Any], client: str = "") -> bytes:
         """A digest of who asked and what: client identity, ``user``, messages and tools."""
-        identity = f"{client}\0{payload.get('user', '')}".encode("utf-8", "surrogatepass")
-        content = json.dumps(
-            [payload.get("messages"), payload.get("tools")],
-            ensure_ascii=False,
-            separators=(",", ":"),
-            default=str,
-        ).encode("utf-8", "surrogatepass")
-        hasher = hashlib.blake2b(key=self._key, digest_size=16)
-        hasher.update(identity)
-        hasher.update(b"\0")
-        hasher.update(content)
-        return hasher.digest()
+        return digest(self._key, payload, client)
 
     def seen(self, digest: bytes) -> bool:
         """Whether ``digest`` was seen within the window; records this sighting either way."""

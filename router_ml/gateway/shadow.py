@@ -27,7 +27,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from router_ml.gateway.config import TierTarget
+from router_ml.gateway.config import GatewayConfig, TierTarget
 from router_ml.gateway.decision_log import REPLAY_ENDPOINT
 from router_ml.gateway.escalation import EscalationPlan, UpstreamCall, call_with_escalation
 from router_ml.gateway.record import RequestRecord
@@ -60,6 +60,22 @@ def cheaper_tier(tier: str) -> str | None:
     return TIERS[TIERS.index(tier) - 1]
 
 
+def observed(config: GatewayConfig, decision: Decision) -> dict[str, Any]:
+    """The log line's ``shadow``: what the router chose, not applied (observe mode)."""
+    return {
+        "mode": config.shadow.mode,
+        "tier": decision.tier,
+        "model": config.tiers[decision.tier].model,
+        "source": decision.source,
+    }
+
+
+def unroutable(config: GatewayConfig, message: str) -> dict[str, Any]:
+    """The log line's ``shadow`` when the router could not route a request it only observes
+    (the client is still served)."""
+    return {"mode": config.shadow.mode, "error": message}
+
+
 class Shadow:
     """Observe-mode bookkeeping and background replays for one gateway."""
 
@@ -68,19 +84,6 @@ class Shadow:
         self.config = gateway.config.shadow
         self._random = random.Random(self.config.seed)
         self._tasks: set[asyncio.Task[None]] = set()
-
-    def note(self, record: RequestRecord, decision: Decision) -> None:
-        """Log what the router chose without applying it."""
-        record.data["shadow"] = {
-            "mode": self.config.mode,
-            "tier": decision.tier,
-            "model": self.gateway.config.tiers[decision.tier].model,
-            "source": decision.source,
-        }
-
-    def note_refusal(self, record: RequestRecord, message: str) -> None:
-        """The router could not route a request it only observes (the client is still served)."""
-        record.data["shadow"] = {"mode": self.config.mode, "error": message}
 
     def maybe_replay(
         self, record: RequestRecord, payload: Mapping[str, Any], served: TierTarget
