@@ -17,7 +17,10 @@ How the pieces fit (one job each):
   raises ``Rejected``, has a bug, is cancelled), the client gets an OpenAI-shaped answer and the
   request's record gets exactly one decision-log line with the true outcome, written once the
   answer's status and headers have been handed to the server.
-- ``handlers`` — one class per endpoint; ``intake`` — auth, body limit, JSON; ``record`` — the
+- ``handlers`` — one class per endpoint; ``intake`` — auth, body limit, JSON; ``prepare`` — a
+  body's decoding, checks and routing, which ``workers`` runs inline, in a thread or in a worker
+  process by its size (``Gateway.prepare``); ``body`` — the forwarded body, the client's bytes
+  with the tier's model spliced in; ``record`` — the
   log line's lifecycle; ``escalation`` — the typed ``EscalationPlan`` and the retry loop;
   ``relay`` — streams.
 
@@ -27,19 +30,17 @@ answer through one ``gating.RequestGate`` per request, the escalation loop's ans
 Extension points (documented where they live): one more answer check — ``Gateway.check_answer``
 (``escalation.AnswerCheck``, run after the configured gates pass, may reject and escalate);
 spend — ``Gateway.recorder.enrichers`` (``spend.SpendMeter`` adds each request's cost and
-counts it); routing mode / shadow — ``handlers.ChatCompletions.serving_target`` and
+counts it); routing mode / shadow — ``prepare.Preparer.serving_target`` and
 ``shadow.Shadow`` (observe mode, background replays one tier down).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
 
-import anyio
-import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -54,18 +55,19 @@ from router_ml.gateway.config import GatewayConfig
 from router_ml.gateway.decision_log import DecisionLog
 from router_ml.gateway.escalation import AnswerCheck
 from router_ml.gateway.intake import Intake
+from router_ml.gateway.prepare import ASK_HEADERS, Ask, Preparation, Preparer
 from router_ml.gateway.prom import GatewayMetrics
 from router_ml.gateway.record import DecisionRecorder, RequestRecord
 from router_ml.gateway.repeats import RepeatCache
 from router_ml.gateway.shadow import Shadow
 from router_ml.gateway.spend import OOD_CUTOFF, RollingMix, SpendMeter
 from router_ml.gateway.upstream import UpstreamPool
+from router_ml.gateway.workers import Workers
 from router_ml.router import Router
 
 logger = logging.getLogger("router_ml.gateway")
 
 Handler = Callable[[Request, RequestRecord], Awaitable[handlers.Answer]]
-T = TypeVar("T")
 
 
 class GuardedEndpoint:
@@ -203,9 +205,14 @@ class Gateway:
             else None
         )
         """The request-hash cache behind the policy's ``retry`` key (None: off)."""
+        self.preparer = Preparer(
+            config, self.router, None if self.repeats is None else self.repeats.key, self.repeats
+        )
+        self.workers = Workers(config, self.preparer, self.metrics, processes=router is None)
+        """Where request bodies are prepared; worker processes only for a router loaded from
+        the config, which they can load too."""
         self._transport = transport
         self._pool: UpstreamPool | None = None
-        self._workers: anyio.CapacityLimiter | None = None
 
         def endpoint(name: str, handler: Handler, logged: bool = True) -> GuardedEndpoint:
             return GuardedEndpoint(name, handler, self.recorder, self.metrics, logged)
@@ -249,32 +256,45 @@ class Gateway:
         assert self._pool is not None, "the app's lifespan has not started"
         return self._pool
 
-    async def offload(self, size: int, work: Callable[..., T], *args: object) -> T:
-        """Run CPU work on a body of ``size`` bytes without holding the event loop.
+    def needs_payload(self) -> bool:
+        """Whether a decoded body is used after its preparation (answer gates, shadow replays,
+        logged prompts): then it is prepared in this process, never in a worker process."""
+        config = self.config
+        return bool(
+            config.gates.names
+            or self.check_answer is not None
+            or config.shadow.replay_fraction > 0
+            or config.decision_log.include_prompts
+        )
 
-        Small bodies (the common case) run inline: a thread hand-off would cost more than the
-        work. Larger ones run in a pool of ``limits.route_workers`` threads, so one heavy body
-        (a 4 MiB JSON of a million keys) delays only itself; when every worker is busy, further
-        heavy bodies wait for one while small requests go on.
+    async def prepare(
+        self, request: Request, raw: bytes, record: RequestRecord, endpoint: str
+    ) -> Preparation:
+        """Decode, check and route ``raw`` for ``endpoint`` (``prepare.CHAT``, ``ROUTE`` or a
+        passthrough path) where its size says (``workers``); its log fields and metrics are
+        applied here, and a refusal is raised (``Rejected``).
 
-        ``work`` may touch its own request's record (the awaiting coroutine does nothing
-        meanwhile: a cancelled request waits for its work to end, anyio's default, before the
-        guard writes its line), the metrics and the repeat cache (both locked) and the router
-        (no per-request state); nothing else that the event loop uses.
+        A worker process cannot ask the repeat cache: it returns the digest, and a body that
+        repeats one just seen is prepared again as a repeat (rare: a heavy body sent twice).
         """
-        if size <= self.config.limits.inline_body_bytes:
-            return work(*args)
-        if self._workers is None:
-            self._workers = anyio.CapacityLimiter(self.config.limits.route_workers)
-        return await anyio.to_thread.run_sync(work, *args, limiter=self._workers)
+        headers = {name: request.headers[name] for name in ASK_HEADERS if name in request.headers}
+        ask = Ask(endpoint, record.id, headers, keep_payload=self.needs_payload())
+        prepared = await self.workers.run(raw, ask)
+        repeats = self.repeats
+        if prepared.digest is not None and repeats is not None and repeats.seen(prepared.digest):
+            prepared = await self.workers.run(raw, dataclasses.replace(ask, repeated=True))
+        prepared.apply(record.data, self.metrics)
+        return prepared
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self._pool = UpstreamPool(self.config.upstreams, self.config.limits, self._transport)
+        self.workers.start()
         try:
             yield
         finally:
             await self.shadow.aclose()
+            await self.workers.aclose()
             await self._pool.aclose()
             self.log.close()
 

@@ -89,8 +89,11 @@ class Limits:
     client reuses a connection just as the server closes it and gets a connection reset
     (``httpx.ReadError``) instead of an answer; beyond ``max_client_connections`` open
     connections or in-flight requests new ones get a 503.
-    Bodies larger than ``inline_body_bytes`` are parsed and routed in a pool of
-    ``route_workers`` threads so a heavy body never holds the event loop.
+    Bodies larger than ``inline_body_bytes`` are parsed and routed off the event loop: those
+    above ``process_body_bytes`` in ``process_workers`` worker processes (decoding a 4 MB JSON
+    holds the GIL for tens of milliseconds in any thread of the gateway's own process), with
+    at most ``process_queue`` more waiting for one (then a 503); the others, and all of them
+    when ``process_workers`` is 0, in a pool of ``route_workers`` threads (see ``workers``).
     """
 
     max_body_bytes: int = 4 * 1024 * 1024
@@ -106,6 +109,9 @@ class Limits:
     max_client_connections: int = 1024
     inline_body_bytes: int = 16 * 1024
     route_workers: int = 4
+    process_body_bytes: int = 256 * 1024
+    process_workers: int = 1
+    process_queue: int = 4
 
 
 INT_LIMITS = frozenset(
@@ -116,8 +122,15 @@ INT_LIMITS = frozenset(
         "max_client_connections",
         "inline_body_bytes",
         "route_workers",
+        "process_body_bytes",
+        "process_workers",
+        "process_queue",
     }
 )
+ZERO_LIMITS = frozenset(
+    {"inline_body_bytes", "process_body_bytes", "process_workers", "process_queue"}
+)
+"""Integer limits that may be 0 (the others must be at least 1)."""
 
 
 @dataclass(frozen=True)
@@ -567,7 +580,7 @@ def _limits(raw: Any) -> Limits:
     values: dict[str, Any] = {}
     for key, value in spec.items():
         if key in INT_LIMITS:
-            values[key] = _int(value, f"limits.{key}", 0 if key == "inline_body_bytes" else 1)
+            values[key] = _int(value, f"limits.{key}", 0 if key in ZERO_LIMITS else 1)
         else:
             values[key] = _seconds(value, f"limits.{key}")
     return Limits(**values)

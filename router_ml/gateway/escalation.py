@@ -11,8 +11,9 @@ The two objects a caller builds:
 - :class:`EscalationPlan` — where the request goes first, which tiers it may step up to (the
   next-tier rule of ``router_ml.tiers`` along the configured chain), the retry budget and the
   deadline. ``plan.next_target(attempt)`` is the one place that decides "try again, and where".
-- :class:`UpstreamCall` — what is sent: the parsed body (its ``model`` set per tier) or the raw
-  bytes of a passthrough, streaming or not, extra headers.
+- :class:`UpstreamCall` — what is sent: the client's bytes with each tier's ``model`` spliced
+  in (``body.ForwardedBody``), a parsed body to encode (a shadow replay), or the raw bytes of a
+  passthrough, streaming or not, extra headers.
 
 Extension point — answer gates (issue 9): ``call_with_escalation(..., check_answer=gate)`` calls
 ``await gate(attempt, reply)`` after an upstream answer has started and before anything is sent
@@ -34,6 +35,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from router_ml.gateway.body import ForwardedBody
 from router_ml.gateway.config import Escalation, TierTarget
 from router_ml.gateway.gates import GateVerdict
 from router_ml.gateway.redact import redact
@@ -153,14 +155,19 @@ class UpstreamCall:
     """What is sent to each attempted upstream."""
 
     payload: Mapping[str, Any] | None
-    """The body to send with ``model`` set to each tier's model; None sends ``raw_body``."""
+    """A body to encode with ``model`` set to each tier's model, when ``forward`` is None;
+    both None: ``raw_body`` is sent as is."""
     raw_body: bytes
     stream: bool
     headers: Mapping[str, str] = field(default_factory=dict)
     path: str = CHAT_PATH
     """The upstream endpoint, relative to its base URL."""
+    forward: ForwardedBody | None = None
+    """``raw_body`` with each tier's model spliced in: a routed body, never re-encoded."""
 
     def body_for(self, target: TierTarget) -> bytes:
+        if self.forward is not None:
+            return self.forward.render(self.raw_body, target.model)
         if self.payload is None:
             return self.raw_body
         body = {**self.payload, "model": target.model}

@@ -6,11 +6,10 @@ with and raises :class:`~router_ml.gateway.answers.Rejected` for any refusal. It
 log line and never catches its own bugs: the request guard (``app.GuardedEndpoint``) does both,
 for every endpoint alike.
 
-Routing mode: :meth:`ChatCompletions.serving_target` is the one place where a routing decision
-becomes the target a request is sent to. In shadow ``observe`` mode (``shadow.py``) the router
-decides and logs as usual (``record.data["decision"]``, plus ``shadow``), and the request goes
-where it would have gone without the router: ``shadow.serve_tier`` for an alias, the named model
-otherwise. Answered requests may be sampled for a background replay one tier down.
+A request's body is decoded, checked and routed by ``Gateway.prepare`` (``prepare``, run by
+``workers`` inline, in a thread or in a worker process by its size); the handlers send what it
+prepared. Routing mode: ``prepare.Preparer.serving_target``. Answered requests may be sampled
+for a background replay one tier down (``shadow``).
 """
 
 from __future__ import annotations
@@ -21,14 +20,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from router_ml.errors import InvalidRequest
-from router_ml.features import FEATURE_SCHEMA
-from router_ml.gateway.answers import Rejected, bounded, error_body, invalid
-from router_ml.gateway.config import Escalation, GatewayConfig, TierTarget
+from router_ml.gateway.answers import Rejected, error_body
+from router_ml.gateway.config import Escalation, TierTarget
 from router_ml.gateway.escalation import (
     GATE_FAILURE,
     Attempt,
@@ -39,15 +35,13 @@ from router_ml.gateway.escalation import (
     error_message,
 )
 from router_ml.gateway.gating import RequestGate
-from router_ml.gateway.overrides import NO_OVERRIDE, Override, read_override, strip_router_fields
+from router_ml.gateway.prepare import CHAT, ROUTE, Preparation
 from router_ml.gateway.prom import CONTENT_TYPE
-from router_ml.gateway.record import RequestRecord, logger
+from router_ml.gateway.record import RequestRecord
 from router_ml.gateway.redact import redact
 from router_ml.gateway.relay import StreamRelay
 from router_ml.gateway.shadow import answer_message
 from router_ml.gateway.upstream import SseUsageScanner, usage_from_body
-from router_ml.request import ChatRequest, parse_request
-from router_ml.router import FALLBACK_SOURCE, Decision
 
 if TYPE_CHECKING:
     from router_ml.gateway.app import Gateway
@@ -88,138 +82,22 @@ def gate_header(outcome: Outcome) -> str:
     return "passed" if gate.passed else f"failed:{gate.name}"
 
 
-class Decider:
-    """Parse, route (with the router's safe-tier fallback) and note features in the record."""
-
-    def __init__(self, gateway: Gateway) -> None:
-        self.gateway = gateway
-
-    def parse(self, payload: Mapping[str, Any]) -> ChatRequest:
-        """The validated request; any failure of the parser is caused by the body: a 400."""
-        try:
-            return parse_request(dict(payload))
-        except InvalidRequest as exc:
-            raise invalid(exc) from exc
-        except Exception as exc:  # a parser gap: still the client's input, never a 500
-            logger.error("request parser failed on a body (%s: %s)", type(exc).__name__, exc)
-            self.gateway.metrics.errors.inc("parse")
-            problem = f"cannot be parsed ({type(exc).__name__}: {exc})"[:300]
-            raise invalid(InvalidRequest("body", problem)) from exc
-
-    def override(self, request: Request, payload: Mapping[str, Any]) -> Override:
-        """The tier or operating point the client pins for this request (validated)."""
-        allowed = self.gateway.config.overrides
-        if not allowed.enabled:
-            return NO_OVERRIDE
-        try:
-            override = read_override(request.headers, payload, allowed.header, allowed.metadata)
-            if override.operating_point is not None:
-                self.gateway.router.thresholds_for(override.operating_point)
-        except InvalidRequest as exc:
-            raise invalid(exc) from exc
-        except ValueError as exc:  # an operating point the model does not have
-            where = "x-router-operating-point" if "header" in override.source else "metadata"
-            raise invalid(InvalidRequest(where, str(exc)[:300])) from exc
-        return override
-
-    def repeated(self, request: Request, payload: Mapping[str, Any]) -> bool:
-        """Whether this client sent this conversation moments ago (the policy's ``retry``)."""
-        cache = self.gateway.repeats
-        if cache is None:
-            return False
-        return cache.seen(cache.digest(payload, request.headers.get("authorization", "")))
-
-    def decide(
-        self,
-        parsed: ChatRequest,
-        record: RequestRecord,
-        override: Override = NO_OVERRIDE,
-        repeated: bool = False,
-    ) -> Decision:
-        metrics = self.gateway.metrics
-        if override:
-            record.data["override"] = override.to_dict()
-        if repeated:
-            record.data["repeated"] = True
-        if override.tier is not None:
-            target = self.gateway.config.tiers[override.tier]
-            decision = Decision(
-                override.tier,
-                target.model,
-                OVERRIDE_SOURCE,
-                reason=f"tier {override.tier} pinned by the client ({override.source})",
-            )
-            metrics.decisions.inc(decision.tier, decision.source)
-            record.data["decision"] = decision.to_dict()
-            return decision
-        try:
-            decision = self.gateway.router.route_or_safe(parsed, override.operating_point, repeated)
-        except InvalidRequest as exc:
-            metrics.errors.inc("routing_refused")
-            raise invalid(exc) from exc
-        if decision.source == FALLBACK_SOURCE:
-            metrics.errors.inc("routing")
-        metrics.decisions.inc(decision.tier, decision.source)
-        metrics.route_latency.observe(decision.latency_us / 1e6)
-        record.data["decision"] = decision.to_dict()
-        return decision
-
-    def route_client_request(
-        self, request: Request, payload: Mapping[str, Any], record: RequestRecord
-    ) -> Decision:
-        """Parse, decide (with the client's override and the repeat cache) and log the features:
-        what the chat and decision-only endpoints do alike for a routed request."""
-        parsed = self.parse(payload)
-        decision = self.decide(
-            parsed, record, self.override(request, payload), self.repeated(request, payload)
-        )
-        self.note_request(record, payload, parsed, decision)
-        return decision
-
-    def note_request(
-        self,
-        record: RequestRecord,
-        payload: Mapping[str, Any],
-        parsed: ChatRequest | None,
-        decision: Decision | None = None,
-    ) -> None:
-        """Add the features (and, if opted in, the request body) to the log line.
-
-        The model's own feature vector is reused when it decided; others are extracted here.
-        """
-        config = self.gateway.config.decision_log
-        if config.include_features and parsed is not None:
-            try:
-                features = (
-                    decision.features
-                    if decision is not None and decision.features is not None
-                    else self.gateway.router.features(parsed)
-                )
-                record.data["feature_schema"] = FEATURE_SCHEMA.hash
-                record.data["features"] = np.round(features.astype(np.float64), 6).tolist()
-            except Exception:  # features are for analysis; never fail the request over them
-                logger.exception("feature extraction failed for request %s", record.id)
-                self.gateway.metrics.errors.inc("features")
-        if config.include_prompts:
-            record.data["request"] = payload
-
-
 class ChatCompletions:
     """``POST /v1/chat/completions``: route (or pass through) and relay the upstream's answer."""
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.decider = Decider(gateway)
 
     async def __call__(self, request: Request, record: RequestRecord) -> Answer:
         gateway, config = self.gateway, self.gateway.config
         gateway.intake.authorize(request)
         raw = await gateway.intake.read_body(request)
-        chat = await gateway.offload(len(raw), self.prepare, request, raw, record)
-        payload, prepared = chat.payload, chat.prepared
+        chat = await gateway.prepare(request, raw, record, CHAT)
+        prepared = prepared_call(chat, raw, record)
+        payload = chat.payload  # kept when gates, replays or logged prompts use it
         deadline = time.monotonic() + config.limits.total_timeout_s
         check = None
-        if chat.routed:
+        if chat.routed and payload is not None:
             gate = RequestGate(
                 config.gates,
                 payload,
@@ -260,6 +138,7 @@ class ChatCompletions:
         replayed = (
             reply.status < 400
             and outcome.failure is None
+            and payload is not None
             and gateway.shadow.maybe_replay(record, payload, outcome.target)
         )
         if not reply.complete:
@@ -286,65 +165,6 @@ class ChatCompletions:
         response.raw_headers.extend(raw_headers)
         return response
 
-    def prepare(self, request: Request, raw: bytes, record: RequestRecord) -> PreparedChat:
-        """Decode, check and route (or pick the passthrough target): the request's CPU work,
-        which ``Gateway.offload`` runs in a worker thread for a heavy body."""
-        config = self.gateway.config
-        payload = self.gateway.intake.json_object(raw)
-        model = check_model_name(payload.get("model"), config.aliases)
-        stream = payload.get("stream") is True
-        record.data.update(requested_model=model, stream=stream)
-        headers = {"x-router-request-id": record.id}
-        if model not in config.aliases:
-            target = self._passthrough_target(model)
-            self._observe_passthrough(record, payload)
-            call = UpstreamCall(None, raw, stream, headers)
-            return PreparedChat(Prepared(target, call, "passthrough", None), payload, stream, False)
-        decision = self.decider.route_client_request(request, payload, record)
-        call = UpstreamCall(strip_router_fields(payload), raw, stream, headers)
-        prepared = Prepared(
-            self.serving_target(decision, record), call, decision.source, self._escalation(decision)
-        )
-        return PreparedChat(prepared, payload, stream, True)
-
-    def _escalation(self, decision: Decision) -> Escalation:
-        """The configured chain, or a cascade decision's own list with a budget to walk it."""
-        configured = self.gateway.config.escalation
-        if not decision.cascade:
-            return configured
-        return Escalation(decision.cascade, len(decision.cascade) - 1, configured.retry_on)
-
-    def serving_target(self, decision: Decision, record: RequestRecord) -> TierTarget:
-        """Where a routed request is sent: the decided tier's target, or in shadow ``observe``
-        mode the configured ``serve_tier`` (the decision is only logged; see the module doc)."""
-        config = self.gateway.config
-        if config.shadow.observing:
-            self.gateway.shadow.note(record, decision)
-            return config.tiers[config.shadow.serve_tier]
-        return config.tiers[decision.tier]
-
-    def _observe_passthrough(self, record: RequestRecord, payload: Mapping[str, Any]) -> None:
-        """A named model is served as asked; observing, the router still decides and logs."""
-        if not self.gateway.config.shadow.observing:
-            self.decider.note_request(record, payload, None)
-            return
-        try:
-            parsed = self.decider.parse(payload)
-            decision = self.decider.decide(parsed, record)
-        except Rejected as exc:  # the client asked for a model, not for routing: still served
-            self.gateway.shadow.note_refusal(record, exc.body["error"]["message"])
-            self.decider.note_request(record, payload, None)
-            return
-        self.gateway.shadow.note(record, decision)
-        self.decider.note_request(record, payload, parsed, decision)
-
-    def _passthrough_target(self, model: str) -> TierTarget:
-        config = self.gateway.config
-        target = config.target_for_model(model)
-        if target is not None:
-            return target
-        return passthrough_target(config, model)
-
     def _count_attempt(self, attempt: Attempt, next_tier: str | None) -> None:
         metrics = self.gateway.metrics
         metrics.upstream_latency.observe(
@@ -359,13 +179,13 @@ class RouteDecision:
 
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
-        self.decider = Decider(gateway)
 
     async def __call__(self, request: Request, record: RequestRecord) -> Response:
         intake = self.gateway.intake
         intake.authorize(request)
         raw = await intake.read_body(request)
-        decision = await self.gateway.offload(len(raw), self.decide, request, raw, record)
+        decision = (await self.gateway.prepare(request, raw, record, ROUTE)).decision
+        assert decision is not None, "a prepared /v1/route request has its decision"
         record.settle(200, "ok")
         return JSONResponse(
             {"request_id": record.id, **decision.to_dict()},
@@ -373,11 +193,6 @@ class RouteDecision:
                 record, decision.tier, decision.model, decision.source, escalated=False
             ),
         )
-
-    def decide(self, request: Request, raw: bytes, record: RequestRecord) -> Decision:
-        """Decode and route: the CPU work, in a worker thread for a heavy body (``offload``)."""
-        payload = self.gateway.intake.json_object(raw)
-        return self.decider.route_client_request(request, payload, record)
 
 
 class ListModels:
@@ -441,43 +256,6 @@ def _usage(body: bytes, content_type: str) -> dict[str, Any] | None:
     return scanner.usage
 
 
-MAX_MODEL_NAME_CHARS = 256
-
-
-def check_model_name(model: Any, aliases: Any) -> str:
-    """The requested model name, refused with a 400 unless it is safe to put in a header.
-
-    A name with CR, LF, NUL or another control character, or one that Latin-1 (the HTTP header
-    charset) cannot carry, would otherwise break or smuggle a response header.
-    """
-    if not isinstance(model, str) or not model:
-        raise Rejected(
-            400,
-            "invalid_request",
-            error_body(
-                f"model: expected a model name or one of the routing aliases {sorted(aliases)}",
-                param="model",
-                code="invalid_value",
-            ),
-        )
-    if (
-        len(model) > MAX_MODEL_NAME_CHARS
-        or not model.isprintable()
-        or not all(ord(c) < 256 for c in model)
-    ):
-        raise Rejected(
-            400,
-            "invalid_request",
-            error_body(
-                f"model: expected at most {MAX_MODEL_NAME_CHARS} printable Latin-1 characters "
-                "(no control characters)",
-                param="model",
-                code="invalid_value",
-            ),
-        )
-    return model
-
-
 @dataclass(frozen=True)
 class Prepared:
     """A request ready to be sent: where to first, what to send, how to escalate."""
@@ -488,36 +266,14 @@ class Prepared:
     escalation: Escalation | None
 
 
-@dataclass(frozen=True)
-class PreparedChat:
-    """A chat request decoded and prepared; ``routed`` when it named an alias (gates apply)."""
-
-    prepared: Prepared
-    payload: dict[str, Any]
-    stream: bool
-    routed: bool
-
-
-def passthrough_target(config: GatewayConfig, model: str) -> TierTarget:
-    """The passthrough upstream for an allowed explicit model name, else a 404."""
-    upstream = config.passthrough_upstream
-    if upstream is None or not config.passthrough_allows(model):
-        why = (
-            "no passthrough upstream is configured"
-            if upstream is None
-            else "it is not in the passthrough allowlist"
-        )
-        raise Rejected(
-            404,
-            "model_not_found",
-            error_body(
-                f"model {bounded(model, 100)!r} is neither a routing alias "
-                f"{sorted(config.aliases)} nor a configured tier model, and {why}",
-                param="model",
-                code="model_not_found",
-            ),
-        )
-    return TierTarget("none", model, upstream)
+def prepared_call(chat: Preparation, raw: bytes, record: RequestRecord) -> Prepared:
+    """A prepared chat request as sent: a routed body with each tier's model spliced into the
+    client's bytes, a named model's byte for byte."""
+    assert chat.target is not None, "a prepared chat request has its target"
+    call = UpstreamCall(
+        chat.reencode, raw, chat.stream, {"x-router-request-id": record.id}, forward=chat.forward
+    )
+    return Prepared(chat.target, call, chat.source, chat.escalation)
 
 
 class PassthroughEndpoint:
@@ -535,19 +291,11 @@ class PassthroughEndpoint:
         gateway = self.gateway
         gateway.intake.authorize(request)
         raw = await gateway.intake.read_body(request)
-        prepared = await gateway.offload(len(raw), self.prepare, raw, record)
-        return await proxy(gateway, record, prepared)
-
-    def prepare(self, raw: bytes, record: RequestRecord) -> Prepared:
-        config = self.gateway.config
-        payload = self.gateway.intake.json_object(raw)
-        model = check_model_name(payload.get("model"), ())
-        stream = payload.get("stream") is True
-        record.data.update(requested_model=model, stream=stream)
-        if config.decision_log.include_prompts:
-            record.data["request"] = payload
-        call = UpstreamCall(None, raw, stream, {"x-router-request-id": record.id}, path=self.path)
-        return Prepared(passthrough_target(config, model), call, "passthrough", None)
+        relayed = await gateway.prepare(request, raw, record, self.path)
+        assert relayed.target is not None, "a prepared passthrough request has its target"
+        headers = {"x-router-request-id": record.id}
+        call = UpstreamCall(None, raw, relayed.stream, headers, path=self.path)
+        return await proxy(gateway, record, Prepared(relayed.target, call, relayed.source, None))
 
 
 async def proxy(gateway: Gateway, record: RequestRecord, prepared: Prepared) -> Answer:

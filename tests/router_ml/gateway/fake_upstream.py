@@ -87,9 +87,9 @@ class FakeUpstream:
             queue = self._plans.get(model)
             return queue.popleft() if queue else "ok"
 
-    def record(self, body: dict[str, Any], headers: dict[str, str]) -> None:
+    def record(self, body: dict[str, Any], headers: dict[str, str], raw: bytes) -> None:
         with self._lock:
-            self.requests.append({"body": body, "headers": headers})
+            self.requests.append({"body": body, "headers": headers, "raw": raw})
 
     def models_called(self) -> list[str]:
         with self._lock:
@@ -216,7 +216,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
             return
-        self.fake.record(body, {k.lower(): v for k, v in self.headers.items()})
+        self.fake.record(body, {k.lower(): v for k, v in self.headers.items()}, raw)
         if self.path != "/v1/chat/completions":
             self._json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
             return

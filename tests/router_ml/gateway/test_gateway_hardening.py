@@ -6,12 +6,15 @@ Real sockets on 127.0.0.1 throughout: the slow-client tests speak raw HTTP/1.1 t
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import socket
 import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -124,12 +127,31 @@ def heavy_body() -> dict[str, Any]:
     return {"model": "auto", "messages": messages}
 
 
+@pytest.fixture()
+def thread_gateway(
+    fake: FakeUpstream, tiny_model_dir: Path, tmp_path: Path
+) -> Iterator[RunningGateway]:
+    """A gateway without worker processes: heavy bodies are prepared in its threads."""
+    config = config_dict(
+        fake.base_url, tiny_model_dir, tmp_path / "d.jsonl", limits={"process_workers": 0}
+    )
+    running, server = start_gateway(config, tmp_path)
+    try:
+        yield running
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("heavy_path", [CHAT, "/v1/route"])
-def test_a_heavy_body_being_routed_does_not_hold_up_other_requests(
-    gateway: RunningGateway, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch, heavy_path: str
+def test_a_heavy_body_being_routed_in_a_thread_does_not_hold_up_other_requests(
+    thread_gateway: RunningGateway,
+    fake: FakeUpstream,
+    monkeypatch: pytest.MonkeyPatch,
+    heavy_path: str,
 ) -> None:
     """The heavy body's routing is held inside the router until small requests have completed:
     they can only complete if its parsing and routing run off the event loop."""
+    gateway = thread_gateway
     body = json.dumps(heavy_body()).encode()
     assert gateway.gateway.config.limits.inline_body_bytes < len(body) < 4 * 1024 * 1024
     routing, release = threading.Event(), threading.Event()
@@ -142,12 +164,11 @@ def test_a_heavy_body_being_routed_does_not_hold_up_other_requests(
         return route(request, *args, **kwargs)
 
     monkeypatch.setattr(gateway.gateway.router, "route_or_safe", held_route)
-    small = {"model": "auto", "messages": [{"role": "user", "content": "add 2 and 3"}]}
     with ThreadPoolExecutor(1) as pool:
         heavy = pool.submit(post, gateway, body, heavy_path)
         try:
             assert routing.wait(30.0), "the heavy body never reached the router"
-            answers = [post(gateway, small), post(gateway, small, "/v1/route")]
+            answers = [post(gateway, SMALL), post(gateway, SMALL, "/v1/route")]
             assert not heavy.done()  # still held in the router while both were answered
         finally:
             release.set()
@@ -159,6 +180,110 @@ def test_a_heavy_body_being_routed_does_not_hold_up_other_requests(
     assert held["endpoint"] == ("chat.completions" if heavy_path == CHAT else "route")
     assert held["decision"]["tier"] and len(held["features"]) > 0
     assert gateway.gateway.metrics.route_latency.count() == 3
+
+
+SMALL = {"model": "auto", "messages": [{"role": "user", "content": "add 2 and 3"}]}
+
+
+@pytest.mark.parametrize("heavy_path", [CHAT, "/v1/route"])
+def test_a_heavy_body_is_decoded_and_routed_in_a_worker_process(
+    gateway: RunningGateway, fake: FakeUpstream, monkeypatch: pytest.MonkeyPatch, heavy_path: str
+) -> None:
+    """The gateway's own router refuses the heavy body here: it is answered all the same, with
+    the worker's decision, log fields and metrics, and the client's bytes forwarded."""
+    messages = json.dumps(heavy_body()["messages"], ensure_ascii=False).encode()
+    body = b'{\n  "messages" : ' + messages + b',\n  "model" :  "auto" , "n": 1\n}\n'
+    assert gateway.gateway.config.limits.process_body_bytes < len(body)
+    route = gateway.gateway.router.route_or_safe
+
+    def small_only(request: Any, *args: Any, **kwargs: Any) -> Any:
+        assert len(request.messages) < HEAVY_MESSAGES, "a heavy body routed in the gateway"
+        return route(request, *args, **kwargs)
+
+    monkeypatch.setattr(gateway.gateway.router, "route_or_safe", small_only)
+    heavy = post(gateway, body, heavy_path)
+    assert heavy.status_code == 200 and post(gateway, SMALL).status_code == 200
+    lines = {line["id"]: line for line in gateway.log_lines()}
+    held = lines[heavy.headers["x-router-request-id"]]
+    assert held["outcome"] == "ok" and held["decision"]["tier"] == heavy.headers["x-router-tier"]
+    assert len(held["features"]) > 0
+    metrics = gateway.gateway.metrics
+    assert metrics.route_latency.count() == 2
+    assert metrics.decisions.value(held["decision"]["tier"], held["decision"]["source"]) >= 1
+    if heavy_path == CHAT:
+        sent = fake.requests[0]["raw"]
+        model = json.dumps(heavy.headers["x-router-model"]).encode()
+        assert sent == body.replace(b'"model" :  "auto"', b'"model" :  ' + model)
+
+
+def blocking_worker(gateway: RunningGateway, release: Any) -> Any:
+    """Occupy the gateway's only worker process until ``release`` (a manager Event) is set."""
+    pool = gateway.gateway.workers._pool
+    assert pool is not None
+    return pool.submit(release.wait, 30.0)
+
+
+def test_heavy_bodies_wait_for_the_worker_and_beyond_the_queue_get_a_503(
+    fake: FakeUpstream, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    limits = {"process_workers": 1, "process_queue": 0}
+    config = config_dict(fake.base_url, tiny_model_dir, tmp_path / "d.jsonl", limits=limits)
+    gateway, server = start_gateway(config, tmp_path)
+    body = json.dumps(heavy_body()).encode()
+    try:
+        with multiprocessing.Manager() as manager, ThreadPoolExecutor(1) as pool:
+            release = manager.Event()
+            blocker = blocking_worker(gateway, release)
+            try:
+                waiting = pool.submit(post, gateway, body)
+                for _ in range(3000):  # until the gateway holds it for the worker
+                    if gateway.gateway.workers.admitted == 1:
+                        break
+                    threading.Event().wait(0.01)
+                assert gateway.gateway.workers.admitted == 1
+                refused = post(gateway, body)
+                assert post(gateway, SMALL).status_code == 200
+                assert not waiting.done()
+            finally:
+                release.set()
+            assert blocker.result(timeout=30.0)
+            assert waiting.result(timeout=60.0).status_code == 200
+    finally:
+        server.stop()
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["code"] == "server_busy"
+    lines = {line["id"]: line for line in gateway.log_lines()}
+    assert lines[refused.headers["x-router-request-id"]]["outcome"] == "busy"
+    assert sorted(line["status"] for line in lines.values()) == [200, 200, 503]
+    assert gateway.gateway.metrics.errors.value("busy") == 1
+
+
+def test_a_dead_worker_leaves_heavy_bodies_to_the_threads(
+    gateway: RunningGateway, fake: FakeUpstream, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = gateway.gateway.workers._pool
+    assert pool is not None
+    with pytest.raises(BrokenProcessPool):
+        pool.submit(os._exit, 1).result(timeout=60.0)
+    body = json.dumps(heavy_body()).encode()
+    assert [post(gateway, body).status_code for _ in range(2)] == [200, 200]
+    assert gateway.gateway.metrics.errors.value("worker_pool") == 1
+    assert len([r for r in caplog.records if "worker process pool failed" in r.message]) == 1
+    assert [line["outcome"] for line in gateway.log_lines()] == ["ok", "ok"]
+
+
+def test_a_heavy_body_sent_again_is_routed_as_a_repeat(
+    gateway: RunningGateway, fake: FakeUpstream
+) -> None:
+    """The worker has no repeat cache: it reports the digest, the gateway asks the cache."""
+    body = heavy_body()
+    first = post(gateway, body)
+    body["metadata"] = {"trace": "another id"}  # not part of the conversation
+    again = post(gateway, body)
+    assert [first.status_code, again.status_code] == [200, 200]
+    lines = {line["id"]: line for line in gateway.log_lines()}
+    assert "repeated" not in lines[first.headers["x-router-request-id"]]
+    assert lines[again.headers["x-router-request-id"]]["repeated"] is True
 
 
 @pytest.mark.parametrize("path", [CHAT, "/v1/route"])
