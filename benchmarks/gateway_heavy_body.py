@@ -9,9 +9,12 @@ is measured with no heavy client, then with 1 and 2 heavy clients of each ``--he
 with none again at the end (the two baselines show the run's own drift):
 
 - ``messages``: 10,000 messages (the parser's limit) of ~390 characters, 3.9 MB — the heaviest
-  valid conversation; its routing runs Python code in the gateway's worker threads.
+  valid conversation; its routing runs Python code (feature extraction).
 - ``keys``: one short message and an extra field of 230,000 keys, 4.1 MB — JSON decoding is
-  its cost, and that holds the GIL (C code) wherever it runs.
+  its cost, and that holds the GIL (C code) wherever it runs in the gateway's process.
+
+Both are above ``limits.process_body_bytes``: the gateway decodes and routes them in its worker
+process and forwards the client's bytes with the model spliced in.
 
 Results: JSON and a markdown table (``--out-dir``, default ``benchmarks/results/gateway``), with
 the CPU count and load averages, since client, gateway, upstream and heavy clients share the
