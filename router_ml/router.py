@@ -347,12 +347,14 @@ class Router:
         one path both ``route`` and ``risks`` take, so rankings and decisions agree.
         """
         ood, flagged, verdict = self._constraints(features)
+        escalated_tier = None
         if flagged:
             assert ood is not None
             risks = self.coverage_rule.escalate(risks, thresholds, ood)
+            escalated_tier = TIERS[choose_tier(risks, thresholds)]
         if verdict is not None:
             risks = TaskTable.apply(verdict, risks, thresholds)
-        return _Adjusted(risks, ood, flagged, verdict)
+        return _Adjusted(risks, ood, escalated_tier, verdict)
 
     def _constraints(self, features: np.ndarray) -> tuple[float | None, bool, TaskVerdict | None]:
         """The row's ``ood``, whether the coverage rule flags it, and the task table's verdict."""
@@ -410,7 +412,9 @@ class Router:
             source=f"rule:{rule.name}" if rule is not None else "auto",
             probabilities={t: above[k] - above[k + 1] for k, t in enumerate(TIERS)},
             latency_us=(time.perf_counter_ns() - start_ns) / 1e3,
-            reason=self._reason(model_risks, thresholds, features, adjusted, rule, chosen, tier),
+            reason=self._reason(
+                model_risks, thresholds, features, adjusted, rule, floor, chosen, tier
+            ),
             features=features,
             ood=None if adjusted is None else adjusted.ood,
             task_kind=adjusted.verdict.kind if adjusted and adjusted.verdict else None,
@@ -423,6 +427,7 @@ class Router:
         features: np.ndarray | None,
         adjusted: _Adjusted | None,
         rule: Rule | None,
+        floor: str | None,
         chosen: str,
         tier: str,
     ) -> str:
@@ -433,20 +438,19 @@ class Router:
             for k in range(min(model_index + 1, len(risks)))
         ]
         reason = f"{'; '.join(shown)} → {TIERS[model_index]}"
-        if adjusted is not None and adjusted.flagged:
+        if adjusted is not None and adjusted.escalated_tier is not None:
             assert self._coverage is not None and adjusted.ood is not None
             assert features is not None
             outside = ", ".join(self._coverage.out_of_range(features))
-            escalated = self.coverage_rule.escalate(list(risks), thresholds, adjusted.ood)
             reason += (
                 f"; out of training range (ood={adjusted.ood:.2f} >= {self._ood_threshold:.2f}: "
-                f"{outside}) → {TIERS[choose_tier(escalated, thresholds)]}"
+                f"{outside}) → {adjusted.escalated_tier}"
             )
         if adjusted is not None and adjusted.verdict is not None:
             reason += f"; {adjusted.verdict.describe()}"
         if tier != chosen:
             which = f"rule '{rule.name}'" if rule is not None else "the policy default"
-            reason += f"; raised to {tier} by {which} (min_tier {self.policy.floor_of(rule)})"
+            reason += f"; raised to {tier} by {which} (min_tier {floor})"
         return reason
 
 
@@ -454,7 +458,8 @@ class Router:
 class _Adjusted:
     risks: list[float]
     ood: float | None
-    flagged: bool
+    escalated_tier: str | None
+    """The tier the coverage rule escalated to; None when it did not flag the request."""
     verdict: TaskVerdict | None
 
 
