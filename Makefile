@@ -48,7 +48,7 @@ $(VENV)/.distill: pyproject.toml | $(VENV)/.dev
 
 ## model: retrain the shipped default model from $(DATA) (distils the text embedding once, cached in build/)
 model: $(VENV)/.dev $(VENV)/.distill
-	$(BIN)/router-ml train --data $(DATA)/traffic --catalog $(DATA)/models.json --unlabeled $(DATA)/requests --suite examples/sense.jsonl --out models/default
+	$(BIN)/router-ml train --data $(DATA)/traffic --catalog $(DATA)/models.json --unlabeled $(DATA)/requests --suite examples/sense.jsonl examples/sense-check.jsonl --out models/default
 
 ## eval: routing quality on the held-out test split, ours vs baselines and peers, with the speed bench
 eval: $(VENV)/.dev

@@ -32,15 +32,18 @@ from router_ml.request import MAX_SCHEMA_LIST, ChatRequest, Message, parse_reque
 from router_ml.task_kinds import TASK_KINDS
 from router_ml.text_embedding import (
     EMBED_CHAR_CAP,
+    KIND_EDGE_TOKENS,
     KIND_HEAD_TOKENS,
+    KIND_MIDDLE_WEIGHT,
     KIND_TAIL_CHARS,
     KIND_TAIL_TOKENS,
     N_DIMS,
+    VALUE_GRID,
     TextEmbedding,
 )
 from router_ml.tokenizer import CACHE_MIN_CHARS, ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 TOKEN_BUDGET_CHARS = 65_536
 """Characters tokenised exactly per request; later messages are extrapolated."""
 SIGNAL_CHAR_CAP = 8_192
@@ -221,7 +224,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "non_ascii_ratio",
     "cjk_ratio",
     "non_latin_ratio",
-    *(f"cue_{name}" for name in TASK_CUES),
+    *(f"cue_{name}" for name in TASK_CUES),  # CUE_FEATURES
     "system_tokens_share",
     # what the last user turn is about: its mean static token embedding (router_ml.text_embedding)
     *(f"text_emb_{k}" for k in range(N_DIMS)),
@@ -235,6 +238,12 @@ FEATURE_INDEX: dict[str, int] = dict(_INDEX)
 """Column of each feature in the vector."""
 TEXT_EMBEDDING_FEATURES = tuple(f"text_emb_{k}" for k in range(N_DIMS))
 KIND_FEATURES = tuple(f"kind_{kind}" for kind in TASK_KINDS)
+CUE_FEATURES = tuple(f"cue_{name}" for name in TASK_CUES)
+TEXT_MEANING_FEATURES = (*CUE_FEATURES, *TEXT_EMBEDDING_FEATURES, *KIND_FEATURES)
+"""What the last user turn says, as opposed to the request's shape. Coverage does not check
+them: a word the benchmark traffic never used ("rewrite") says what the task is, which the task
+table reads (``router_ml.task_kinds``); it does not put the request outside what the risk
+model has seen, as a tool error, a second turn or CJK text do."""
 _TEXT_BLOCK = tuple(
     _INDEX[name]
     for name in (
@@ -280,6 +289,9 @@ def _schema_hash() -> str:
             KIND_HEAD_TOKENS,
             KIND_TAIL_TOKENS,
             KIND_TAIL_CHARS,
+            KIND_EDGE_TOKENS,
+            KIND_MIDDLE_WEIGHT,
+            VALUE_GRID,
         ],
         "kinds": list(TASK_KINDS),
         "cues": {

@@ -12,6 +12,9 @@ the mean static vector is the mean of per-token scores, so ``kind_weights`` hold
 score per kind and ``read`` returns the kind probabilities from the same lookup. The reader sees
 the head and the tail of the turn (``KIND_HEAD_TOKENS``, ``KIND_TAIL_TOKENS``): instructions sit
 there, while a pasted article in the middle says what the text is about, not what to do with it.
+For the same reason the mean is weighted (``kind_position_weights``): the first and last
+``KIND_EDGE_TOKENS`` of what it sees count fully, the tokens between them a quarter, so a
+one-line instruction above or below 150 tokens of contract still decides what the turn asks for.
 
 The table ships in the model directory as ``text_embedding.npz`` (``ids``: sorted int32 token
 ids; ``vectors``: float16 ``(n_ids, N_DIMS)``; ``kind_weights``: float16 ``(n_ids, n_kinds)`` and
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +46,11 @@ KIND_TAIL_TOKENS = 64
 """Tokens at the tail of the last user turn that the task-kind reader sees."""
 KIND_TAIL_CHARS = 512
 """Characters at the end of a turn longer than ``EMBED_CHAR_CAP`` encoded for the tail."""
+KIND_EDGE_TOKENS = 32
+"""Tokens at each end of the reader's ids that weigh fully in its mean."""
+KIND_MIDDLE_WEIGHT = 0.25
+"""Weight of a reader id between the two edges (chosen by the reader's cross-validation and the
+two sense suites, ``router_ml_lab.train.task_kinds``)."""
 
 
 def kind_token_ids(head_ids: list[int], tail_ids: list[int] | None) -> list[int]:
@@ -55,6 +64,29 @@ def kind_token_ids(head_ids: list[int], tail_ids: list[int] | None) -> list[int]
             return head_ids
         return head_ids[:KIND_HEAD_TOKENS] + head_ids[-KIND_TAIL_TOKENS:]
     return head_ids[:KIND_HEAD_TOKENS] + tail_ids[-KIND_TAIL_TOKENS:]
+
+
+VALUE_GRID = 2.0**16
+"""Embedding values and kind probabilities are multiples of ``1 / VALUE_GRID``. LightGBM splits
+between two feature values at their midpoint, a double; the ONNX graph stores thresholds as
+float32, and a midpoint between two arbitrarily close values can round onto one of them (seen:
+two kind probabilities near 1.0), so the graph would decide that row unlike LightGBM. On this
+grid every midpoint is itself a float32, and the export matches exactly."""
+
+
+def _on_grid(values: np.ndarray) -> list[float]:
+    return (np.rint(values * VALUE_GRID) / VALUE_GRID).tolist()
+
+
+@lru_cache(maxsize=512)
+def kind_position_weights(n_ids: int) -> np.ndarray:
+    """Weights of the reader's ``n_ids`` pooled ids by position: 1 within ``KIND_EDGE_TOKENS`` of
+    either end, ``KIND_MIDDLE_WEIGHT`` between (read-only; cached, the reader sees <= 192 ids)."""
+    weights = np.ones(n_ids, dtype=np.float32)
+    if n_ids > 2 * KIND_EDGE_TOKENS:
+        weights[KIND_EDGE_TOKENS:-KIND_EDGE_TOKENS] = KIND_MIDDLE_WEIGHT
+    weights.setflags(write=False)
+    return weights
 
 
 class TextEmbedding:
@@ -93,10 +125,12 @@ class TextEmbedding:
         self.kind_weights = None if kind_weights is None else kind_weights.astype(np.float16)
         self.kind_bias = None if kind_bias is None else kind_bias.astype(np.float64)
         # Embedding and kind scores side by side in one float32 table (plus a zero row for
-        # unknown ids), so ``read`` gathers both with one ``take``; the two parts are views.
-        columns = [vectors.astype(np.float32)]
-        if kind_weights is not None:
-            columns.append(kind_weights.astype(np.float32))
+        # unknown ids), so ``read`` gathers both with one ``take``; the two parts are views. Built
+        # from the float16 values the file stores, so a table fresh from training reads exactly
+        # as the one loaded from disk (the training features are the runtime's).
+        columns = [self.vectors.astype(np.float32)]
+        if self.kind_weights is not None:
+            columns.append(self.kind_weights.astype(np.float32))
         joint = np.hstack(columns)
         self._joint = np.vstack([joint, np.zeros((1, joint.shape[1]), np.float32)])
         self._table = self._joint[:, :N_DIMS]
@@ -115,7 +149,7 @@ class TextEmbedding:
         known = len(token_ids) - int(np.count_nonzero(rows == self._zero))
         if not known:
             return [0.0] * N_DIMS
-        return (self._table.take(rows, axis=0).sum(axis=0) / known).tolist()
+        return _on_grid(self._table.take(rows, axis=0).sum(axis=0) / known)
 
     def read(
         self, head_ids: list[int], tail_ids: list[int] | None
@@ -131,38 +165,37 @@ class TextEmbedding:
         known = rows != self._zero
         n_known = int(np.count_nonzero(known))
         embedding = (
-            (gathered[:, :N_DIMS].sum(axis=0) / n_known).tolist() if n_known else [0.0] * N_DIMS
+            _on_grid(gathered[:, :N_DIMS].sum(axis=0) / n_known) if n_known else [0.0] * N_DIMS
         )
         if tail_ids is None and len(head_ids) <= KIND_HEAD_TOKENS + KIND_TAIL_TOKENS:
-            return embedding, self._softmax(gathered[:, N_DIMS:].sum(axis=0), n_known)
-        head = gathered[:KIND_HEAD_TOKENS, N_DIMS:].sum(axis=0)
-        n_head = int(np.count_nonzero(known[:KIND_HEAD_TOKENS]))
+            return embedding, self._weighted_softmax(gathered[:, N_DIMS:], known)
         if tail_ids is None:
-            tail = gathered[-KIND_TAIL_TOKENS:, N_DIMS:].sum(axis=0)
-            n_tail = int(np.count_nonzero(known[-KIND_TAIL_TOKENS:]))
+            tail, tail_known = gathered[-KIND_TAIL_TOKENS:, N_DIMS:], known[-KIND_TAIL_TOKENS:]
         else:
             tail_rows = self._row.take(tail_ids[-KIND_TAIL_TOKENS:], mode="clip")
-            tail = self._kind_table.take(tail_rows, axis=0).sum(axis=0)
-            n_tail = int(np.count_nonzero(tail_rows != self._zero))
-        return embedding, self._softmax(head + tail, n_head + n_tail)
+            tail, tail_known = self._kind_table.take(tail_rows, axis=0), tail_rows != self._zero
+        return embedding, self._weighted_softmax(
+            np.vstack([gathered[:KIND_HEAD_TOKENS, N_DIMS:], tail]),
+            np.concatenate([known[:KIND_HEAD_TOKENS], tail_known]),
+        )
 
-    def _softmax(self, summed: np.ndarray, n_known: int) -> list[float]:
-        if not n_known or self.kind_bias is None:
+    def _weighted_softmax(self, scores: np.ndarray, known: np.ndarray) -> list[float]:
+        """Softmax of the position-weighted mean of the known ids' kind ``scores`` plus the bias."""
+        weights = kind_position_weights(len(known)) * known
+        total = float(weights.sum())
+        if not total or self.kind_bias is None:
             return [0.0] * len(TASK_KINDS)
-        logits = summed / n_known + self.kind_bias
+        logits = (weights @ scores) / total + self.kind_bias
         exp = np.exp(logits - logits.max())
-        return (exp / exp.sum()).tolist()
+        return _on_grid(exp / exp.sum())
 
     def kind_probabilities(self, token_ids: list[int]) -> list[float]:
-        """Task-kind probabilities (``TASK_KINDS`` order) of the pooled ids; zeros without a
-        reader or a known id."""
+        """Task-kind probabilities (``TASK_KINDS`` order) of the pooled ids, position-weighted
+        (``kind_position_weights``); zeros without a reader or a known id."""
         if self._kind_table is None or not token_ids:
             return [0.0] * len(TASK_KINDS)
         rows = self._row.take(token_ids, mode="clip")
-        known = len(token_ids) - int(np.count_nonzero(rows == self._zero))
-        if not known:
-            return [0.0] * len(TASK_KINDS)
-        return self._softmax(self._kind_table.take(rows, axis=0).sum(axis=0), known)
+        return self._weighted_softmax(self._kind_table.take(rows, axis=0), rows != self._zero)
 
     def save(self, directory: str | os.PathLike[str]) -> str:
         """Write ``text_embedding.npz`` into ``directory``; returns its sha256."""

@@ -84,6 +84,31 @@ def test_kind_probabilities_are_the_softmax_of_the_mean_token_scores() -> None:
     assert _table().kind_probabilities([3]) == [0.0] * len(TASK_KINDS)  # no reader
 
 
+def test_the_reader_weighs_the_edges_above_the_middle() -> None:
+    from router_ml.text_embedding import (
+        KIND_EDGE_TOKENS,
+        KIND_MIDDLE_WEIGHT,
+        kind_position_weights,
+    )
+
+    assert kind_position_weights(2 * KIND_EDGE_TOKENS).tolist() == [1.0] * (2 * KIND_EDGE_TOKENS)
+    weights = kind_position_weights(150)
+    assert weights[:KIND_EDGE_TOKENS].tolist() == [1.0] * KIND_EDGE_TOKENS
+    assert weights[-KIND_EDGE_TOKENS:].tolist() == [1.0] * KIND_EDGE_TOKENS
+    assert set(weights[KIND_EDGE_TOKENS:-KIND_EDGE_TOKENS].tolist()) == {KIND_MIDDLE_WEIGHT}
+    # One code token at the start outweighs the same count of summary tokens in the middle.
+    table = _kind_table()
+    ids = [10] + [3] * 20 + [42] * 99
+    summary_first = [42] * 40 + [3] + [42] * 79
+    code = TASK_KINDS.index("code_generation")
+    summary = TASK_KINDS.index("summarization")
+    assert table.kind_probabilities(ids)[summary] > table.kind_probabilities(summary_first)[summary]
+    assert (
+        table.kind_probabilities([10] + [42] * 119)[code]
+        > table.kind_probabilities([42] * 40 + [10] + [42] * 79)[code]
+    )
+
+
 def test_kind_reader_round_trips_and_is_validated(tmp_path: Path) -> None:
     _kind_table().save(tmp_path)
     again = TextEmbedding.load(tmp_path / "text_embedding.npz")

@@ -92,10 +92,46 @@ def test_folded_reader_gives_the_classifiers_probabilities(
     table, report = te.build_text_embedding(ids, ids, tmp_path, examples)
     assert table.reads_kinds and report is not None
     assert report["cv_accuracy"] > 0.9  # each kind has its own marker word
+    assert report["hand_written"] == len(examples)
     probabilities = np.array(
         [table.kind_probabilities(x) for x in reader_token_ids([e.text for e in examples])]
     )
-    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-3)  # each on the 2**-16 grid
     predicted = probabilities.argmax(axis=1)
     truth = np.array([TASK_KINDS.index(e.kind) for e in examples])
     assert np.mean(predicted == truth) > 0.9
+
+
+def test_the_fold_is_exactly_the_classifier_on_what_the_runtime_pools() -> None:
+    """The runtime's table lookup gives the fitted classifier's probabilities, weights and bag of
+    tokens included (``fit_kind_reader`` also refuses a fold that disagrees)."""
+    from router_ml.task_kinds import TASK_KINDS
+    from router_ml.text_embedding import TextEmbedding
+    from router_ml_lab.train.task_kinds import (
+        KindExample,
+        _pooling_matrix,
+        fit_kind_reader,
+        reader_token_ids,
+    )
+
+    rng = np.random.default_rng(3)
+    words = [f"w{k}" for k in range(40)]
+    examples = [
+        KindExample(kind, " ".join(rng.choice(words, size=int(rng.integers(5, 120)))) + f" k{k}")
+        for k, kind in enumerate(TASK_KINDS)
+        for _ in range(10)
+    ]
+    token_ids = reader_token_ids([e.text for e in examples])
+    vocabulary = np.array(sorted({t for ids in token_ids for t in ids}))
+    vectors = rng.normal(size=(vocabulary.size, 16))
+    reader = fit_kind_reader(examples, vocabulary, vectors, seed=0, lexical_scales=(100.0,))
+    assert reader.report["lexical_scale"] == 100.0 and reader.report["lexical_tokens"] > 40
+    table = TextEmbedding(
+        vocabulary, np.zeros((vocabulary.size, N_DIMS)), reader.kind_weights, reader.kind_bias
+    )
+    logits = _pooling_matrix([e.text for e in examples], vocabulary) @ reader.kind_weights
+    logits = logits + reader.kind_bias
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    got = np.array([table.kind_probabilities(ids) for ids in token_ids])
+    np.testing.assert_allclose(got, expected, atol=2e-3)  # float16 table at run time

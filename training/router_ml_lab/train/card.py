@@ -146,7 +146,11 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         *_per_kind(test.get("per_kind")),
         *_coverage(metrics.get("ood_flagged"), metadata.get("coverage")),
         *_envelope(metrics.get("envelope")),
-        *_suite(metrics.get("sense_suite")),
+        *(
+            line
+            for name, suite in metrics.get("sense_suites", {}).items()
+            for line in _suite(name, suite)
+        ),
         *_text_embedding(metadata.get("text_embedding")),
         *_task_kinds(
             (metadata.get("text_embedding") or {}).get("task_kinds"), metrics.get("task_kinds")
@@ -288,7 +292,8 @@ def _coverage(shares: Mapping[str, Any] | None, coverage: Mapping[str, Any] | No
         "## Coverage (out of distribution)",
         "",
         "Per-feature ranges of the augmented training rows (leaving out the 40 most extreme rows "
-        "at each end, fewer than a leaf needs; the text embedding's axes are not checked); "
+        "at each end, fewer than a leaf needs; what the text says, its embedding, task kinds and "
+        "task cue words, is left to the task table and not checked); "
         "`ood` = 1 - exp(-largest excursion / range "
         f"width). Threshold {_num(shares['threshold'], 3)}, calibrated to flag at most 1% of "
         "validation; a flagged request goes at least to the policy's `coverage.escalate_to` "
@@ -324,16 +329,23 @@ def _envelope(envelope: Mapping[str, Any] | None) -> list[str]:
     ]
 
 
-def _suite(suite: Mapping[str, Any] | None) -> list[str]:
-    if not suite:
-        return []
+SUITE_ORIGINS = {
+    "sense.jsonl": "Written by hand from the product's task tables.",
+    "sense-check.jsonl": "Written from the task tables by a second author who saw neither "
+    "sense.jsonl nor the reader's seed corpus; it was consulted when the reader's design was "
+    "chosen (position weights, bag of tokens, multilingual seeds, cue words left to the task "
+    "table), so it is a check, not an independent measurement.",
+}
+
+
+def _suite(name: str, suite: Mapping[str, Any]) -> list[str]:
     return [
-        "## Sense suite (examples/sense.jsonl, default policy and operating point)",
+        f"## Sense suite (examples/{name}, default policy and operating point)",
         "",
         f"Hard requests routed above economy: {_pct(suite['hard_above_economy'])} of "
         f"{suite['n_hard']}; easy requests routed to economy: {_pct(suite['easy_at_economy'])} "
-        f"of {suite['n_easy']} (targets 90% / 75%). Written by hand from the product's task "
-        "tables; `router-ml eval --suite examples/sense.jsonl` lists every item.",
+        f"of {suite['n_easy']} (targets 90% / 75%). {SUITE_ORIGINS.get(name, '')} "
+        f"`router-ml eval --suite examples/{name}` lists every item.",
         "",
         "| kind | expected | n | passed |",
         "|---|---|---|---|",
@@ -370,15 +382,21 @@ def _task_kinds(
         "## Task kinds (the product's task tables)",
         "",
         "The task-kind reader (features `kind_*`, router_ml.task_kinds) is a linear classifier "
-        "over the static embedding of the last user turn's head and tail, folded into the token "
-        "table; the default policy's `task_table` raises kinds the product sends up (code, "
-        "creative writing, hard reasoning, costly-if-wrong; extraction to standard) and caps "
+        "over the static embedding and the bag of tokens of the last user turn's head and tail "
+        "(position-weighted: the first and last 32 tokens count fully, the middle a quarter), "
+        "folded into the token table; the default policy's `task_table` raises kinds the "
+        "product sends up (code, creative writing, hard reasoning, costly-if-wrong; extraction "
+        "to standard) and caps "
         "confident value kinds (classification, lookups, short transformations, summaries, "
         "compression, drafts) at economy in covered ground without tools. Trained on "
         f"{sum(reader['examples'].values())} examples (the hand-written seed corpus "
         "`training/router_ml_lab/train/task_kinds.jsonl` and the training split's exam "
         "questions, math word problems and MBPP tasks); 5-fold cross-validated accuracy "
-        f"{_pct(reader['cv_accuracy'])} (C={reader['regularisation_c']}).",
+        f"{_pct(reader['cv_accuracy'])} on all, {_pct(reader['cv_accuracy_hand_written'])} on "
+        f"the {reader['hand_written']} hand-written ones "
+        f"({_pct(reader['cv_tier_accuracy_hand_written'])} of them read as a kind of the right "
+        f"tier); C={reader['regularisation_c']}, bag-of-tokens scale "
+        f"{reader['lexical_scale']:g} over {reader['lexical_tokens']} tokens.",
         "",
         "| kind | examples | CV recall |",
         "|---|---:|---:|",

@@ -44,9 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
     parser.add_argument(
         "--suite",
+        nargs="+",
+        default=[],
         metavar="FILE",
-        help="sense suite (e.g. examples/sense.jsonl) routed with the new model; its result goes "
-        "into metadata.json and the model card",
+        help="sense suites (e.g. examples/sense.jsonl examples/sense-check.jsonl) routed with the "
+        "new model; their results go into metadata.json and the model card",
     )
     parser.add_argument(
         "--unlabeled",
@@ -114,7 +116,7 @@ def run_train(args: argparse.Namespace) -> int:
             sample=args.sample,
             progress=args.progress,
             unlabeled=args.unlabeled,
-            suite=args.suite,
+            suites=args.suite,
         )
     except (OSError, ValueError, ExportError) as exc:
         print(f"router-ml train: {exc}", file=sys.stderr)

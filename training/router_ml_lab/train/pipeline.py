@@ -26,8 +26,7 @@ from router_ml.calibration import choose_tiers
 from router_ml.coverage import Coverage
 from router_ml.features import (
     FEATURE_SCHEMA,
-    KIND_FEATURES,
-    TEXT_EMBEDDING_FEATURES,
+    TEXT_MEANING_FEATURES,
     FeatureExtractor,
 )
 from router_ml.model import EvaluationContract, write_metadata
@@ -82,14 +81,14 @@ def train(
     sample: int | None = None,
     progress: bool | None = None,
     unlabeled: Sequence[str | os.PathLike[str]] = (),
-    suite: str | os.PathLike[str] | None = None,
+    suites: Sequence[str | os.PathLike[str]] = (),
 ) -> TrainResult:
     """Train, calibrate, export and document a tier model into ``out_dir``.
 
     ``unlabeled``: request files (``{"id", "source", "request"}`` lines) whose share flagged out
-    of distribution is reported per source in the model card. ``suite``: a sense suite
-    (``examples/sense.jsonl``) routed with the written model and the default policy; its result
-    goes into the metadata and the card.
+    of distribution is reported per source in the model card. ``suites``: sense suites
+    (``examples/sense.jsonl``) routed with the written model and the default policy; their
+    results go into the metadata and the card, by file name.
     """
     config = load_config(config_path)
     train_, validation_, test_ = (float(f) for f in config["split"]["fractions"])
@@ -223,7 +222,7 @@ def train(
         fit_x,
         features[splits == VALIDATION],
         config["coverage"]["max_flagged"],
-        unchecked=(*TEXT_EMBEDDING_FEATURES, *KIND_FEATURES),
+        unchecked=TEXT_MEANING_FEATURES,
     )
 
     stages.next("calibrate")
@@ -359,8 +358,10 @@ def train(
     metadata["metrics"]["task_kinds"] = task_kind_shares(
         router, {"validation": features[validation], "test": features[test]}
     )
-    if suite is not None:
-        metadata["metrics"]["sense_suite"] = sense_suite_result(out, suite)
+    if suites:
+        metadata["metrics"]["sense_suites"] = {
+            Path(suite).name: sense_suite_result(out, suite) for suite in suites
+        }
     out = write_model_dir(out_dir, graph, model, metadata)
     stages.close()
     return TrainResult(out, metadata, report)
