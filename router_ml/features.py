@@ -41,7 +41,7 @@ from router_ml.text_embedding import (
     VALUE_GRID,
     TextEmbedding,
 )
-from router_ml.tokenizer import CACHE_MIN_CHARS, ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
+from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
 
 SCHEMA_VERSION = "5"
 TOKEN_BUDGET_CHARS = 65_536
@@ -417,11 +417,12 @@ class FeatureExtractor:
 
         The reading (token count, text signals, embedding, task kinds) depends on the text alone,
         and agents resend the same last user turn with every tool round, retries resend it
-        whole; so readings of texts of ``CACHE_MIN_CHARS`` or more are memoised like token
-        counts (keyed by length and hash, ``cache_size`` entries, oldest evicted first).
+        whole; so readings are memoised (keyed by length and hash, ``cache_size`` entries, oldest
+        evicted first). Unlike bare token counts (``CACHE_MIN_CHARS``), a short turn's reading is
+        worth keeping too: the embedding and kind lookups cost more than the hash.
         """
         key = None
-        if len(text) >= CACHE_MIN_CHARS and self._cache_size and not message.tool_call_text:
+        if text and self._cache_size and not message.tool_call_text:
             key = (len(text), hash(text))
             cached = self._readings.get(key)
             if cached is not None:

@@ -246,11 +246,17 @@ def test_failure_recovery_features(extractor: FeatureExtractor) -> None:
 
 
 def test_memoised_last_user_readings_equal_fresh_ones() -> None:
-    from router_ml.tokenizer import CACHE_MIN_CHARS
-
     long_text = ("Summarize the quarterly numbers and explain why margins fell? " * 20)[:1500]
-    assert len(long_text) >= CACHE_MIN_CHARS
+    short_text = "Book the 9am flight instead."  # agents resend short turns too
     requests = [
+        {"messages": [{"role": "user", "content": short_text}]},
+        {
+            "messages": [
+                {"role": "user", "content": short_text},
+                {"role": "assistant", "content": "Which date?"},
+                {"role": "user", "content": short_text},
+            ]
+        },
         {"messages": [{"role": "user", "content": long_text}]},
         {
             "messages": [
@@ -269,6 +275,6 @@ def test_memoised_last_user_readings_equal_fresh_ones() -> None:
     again = cached.extract_many(requests)  # every last user turn now comes from the memo
     np.testing.assert_array_equal(first, again)
     np.testing.assert_array_equal(first, fresh.extract_many(requests))
-    assert not np.array_equal(first[0], first[2])
+    assert not np.array_equal(first[2], first[4])
     with pytest.raises(ValueError, match="cache_size"):
         FeatureExtractor(cache_size=-1)
