@@ -169,6 +169,12 @@ _DELETE_CODE = str.maketrans("", "", _CODE_CHARS)
 _DELETE_MATH = str.maketrans("", "", _MATH_CHARS)
 _DELETE_DIGITS = str.maketrans("", "", "0123456789")
 
+CUE_FEATURES = tuple(f"cue_{name}" for name in TASK_CUES)
+TEXT_EMBEDDING_FEATURES = tuple(f"text_emb_{k}" for k in range(N_DIMS))
+"""What the last user turn is about: its mean static token embedding (router_ml.text_embedding)."""
+KIND_FEATURES = tuple(f"kind_{kind}" for kind in TASK_KINDS)
+"""What task the last user turn asks for: the task-kind reader's probabilities
+(router_ml.task_kinds; 0 without a reader)."""
 FEATURE_NAMES: tuple[str, ...] = (
     # conversation structure and position
     "n_messages",
@@ -224,21 +230,15 @@ FEATURE_NAMES: tuple[str, ...] = (
     "non_ascii_ratio",
     "cjk_ratio",
     "non_latin_ratio",
-    *(f"cue_{name}" for name in TASK_CUES),  # CUE_FEATURES
+    *CUE_FEATURES,
     "system_tokens_share",
-    # what the last user turn is about: its mean static token embedding (router_ml.text_embedding)
-    *(f"text_emb_{k}" for k in range(N_DIMS)),
-    # what task the last user turn asks for: the task-kind reader's probabilities
-    # (router_ml.task_kinds; 0 without a reader)
-    *(f"kind_{kind}" for kind in TASK_KINDS),
+    *TEXT_EMBEDDING_FEATURES,
+    *KIND_FEATURES,
 )
 N_FEATURES = len(FEATURE_NAMES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 FEATURE_INDEX: dict[str, int] = dict(_INDEX)
 """Column of each feature in the vector."""
-TEXT_EMBEDDING_FEATURES = tuple(f"text_emb_{k}" for k in range(N_DIMS))
-KIND_FEATURES = tuple(f"kind_{kind}" for kind in TASK_KINDS)
-CUE_FEATURES = tuple(f"cue_{name}" for name in TASK_CUES)
 TEXT_MEANING_FEATURES = (*CUE_FEATURES, *TEXT_EMBEDDING_FEATURES, *KIND_FEATURES)
 """What the last user turn says, as opposed to the request's shape. Coverage does not check
 them: a word the benchmark traffic never used ("rewrite") says what the task is, which the task

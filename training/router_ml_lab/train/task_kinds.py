@@ -75,8 +75,8 @@ MIN_EXAMPLES = 2
 class KindExample:
     kind: str
     text: str
-    seed: bool = True
-    """Hand-written (True) or a real training-split prompt (False)."""
+    hand_written: bool = True
+    """From the seed corpus (True) or a real training-split prompt (False)."""
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def real_examples(
     examples = []
     for kind, texts in sorted(by_kind.items()):
         chosen = rng.choice(len(texts), min(per_kind, len(texts)), replace=False)
-        examples += [KindExample(kind, texts[i], seed=False) for i in sorted(chosen)]
+        examples += [KindExample(kind, texts[i], hand_written=False) for i in sorted(chosen)]
     return examples
 
 
@@ -163,7 +163,7 @@ def fit_kind_reader(
     used = np.asarray((pooling > 0).sum(axis=0)).ravel()
     lexical_rows = np.flatnonzero(used >= MIN_EXAMPLES)
     lexical = pooling[:, lexical_rows]
-    hand_written = np.array([e.seed for e in examples])
+    hand_written = np.array([e.hand_written for e in examples])
     group = np.array([DEFAULT_TIERS[k] for k in TASK_KINDS])
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
 
@@ -181,14 +181,15 @@ def fit_kind_reader(
                 best = (score, gamma, c, predicted)
     assert best is not None
     _, gamma, c, predicted = best
-    final = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(design(gamma), y)
+    x = design(gamma)
+    final = LogisticRegression(C=c, max_iter=3000, class_weight="balanced").fit(x, y)
     static_weights = final.coef_[:, : z.shape[1]] / scale  # (kinds, dims) on raw vectors
     bias = final.intercept_ - static_weights @ centre
     kind_weights = vectors @ static_weights.T  # per token: its score for each kind
     if gamma:
         kind_weights[lexical_rows] += gamma * final.coef_[:, z.shape[1] :].T
     folded = pooling @ kind_weights + bias
-    fold_error = float(np.max(np.abs(folded - final.decision_function(design(gamma)))))
+    fold_error = float(np.max(np.abs(folded - final.decision_function(x))))
     if fold_error > 1e-6 * max(1.0, float(np.max(np.abs(folded)))):
         raise AssertionError(f"the folded reader disagrees with its classifier by {fold_error}")
     report = {
