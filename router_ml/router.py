@@ -25,7 +25,7 @@ from router_ml.policy import AUTO, Policy, Rule
 from router_ml.request import ChatRequest, parse_request
 from router_ml.task_kinds import TaskTable, TaskVerdict
 from router_ml.tiers import TIERS, at_least, tier_rank
-from router_ml.tokenizer import TokenCounter
+from router_ml.tokenizer import TokenCounter, get_encoding
 
 logger = logging.getLogger("router_ml.router")
 
@@ -154,6 +154,10 @@ class Router:
         coverage: CoverageRule | Mapping[str, Any] | None = None,
     ) -> Router:
         """Load a model directory and a policy (None for either: the shipped default)."""
+        # The tokenizer first: building it is the load's memory peak (tiktoken's rank dict beside
+        # its Rust core's copy, the dict then dropped), so it happens before the model and the
+        # text table are resident and the process's high-water mark stays the tokenizer's.
+        get_encoding()
         loaded_policy = policy if isinstance(policy, Policy) else Policy.load(policy)
         return cls(TierModel.load(model_dir), loaded_policy, operating_point, thresholds, coverage)
 

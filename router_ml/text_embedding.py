@@ -114,32 +114,33 @@ class TextEmbedding:
                 raise ValueError("kind_weights and kind_bias must be finite")
         if ids.size and (ids.min() < 0 or np.any(np.diff(ids) <= 0)):
             raise ValueError("text embedding ids must be non-negative and strictly increasing")
-        self.ids = ids
-        self.vectors = vectors.astype(np.float16)
+        self.ids = ids.astype(np.int32)
         # Dense id → table row over the whole o200k range; ids not in the table map to a zero row
         # at the end, so a lookup is one ``take`` and the mean divides by the known ids only.
         size = max(O200K_VOCABULARY, int(ids.max()) + 1 if ids.size else 0)
         self._zero = ids.size
         self._row = np.full(size, self._zero, dtype=np.int32)
         self._row[ids] = np.arange(ids.size, dtype=np.int32)
-        self.kind_weights = None if kind_weights is None else kind_weights.astype(np.float16)
         self.kind_bias = None if kind_bias is None else kind_bias.astype(np.float64)
-        # Embedding and kind scores side by side in one float32 table (plus a zero row for
-        # unknown ids), so ``read`` gathers both with one ``take``; the two parts are views. Built
-        # from the float16 values the file stores, so a table fresh from training reads exactly
-        # as the one loaded from disk (the training features are the runtime's).
-        columns = [self.vectors.astype(np.float32)]
-        if self.kind_weights is not None:
-            columns.append(self.kind_weights.astype(np.float32))
-        joint = np.hstack(columns)
-        self._joint = np.vstack([joint, np.zeros((1, joint.shape[1]), np.float32)])
-        self._table = self._joint[:, :N_DIMS]
-        self._kind_table = None if kind_weights is None else self._joint[:, N_DIMS:]
+        # Embedding and kind scores side by side in one float16 table (plus a zero row for
+        # unknown ids), held once: the values the file stores, so a table fresh from training
+        # reads exactly as the one loaded from disk (the training features are the runtime's),
+        # and the process pays 2 bytes a value (the table is the largest thing the router loads
+        # after the tokenizer). ``read`` gathers both parts with one ``take`` and widens only the
+        # gathered rows to float32 before summing.
+        n_kinds_held = 0 if kind_weights is None else n_kinds
+        self._joint = np.zeros((ids.size + 1, N_DIMS + n_kinds_held), dtype=np.float16)
+        self._joint[:-1, :N_DIMS] = vectors
+        if kind_weights is not None:
+            self._joint[:-1, N_DIMS:] = kind_weights
+        self._joint.setflags(write=False)
+        self.vectors = self._joint[:-1, :N_DIMS]
+        self.kind_weights = None if kind_weights is None else self._joint[:-1, N_DIMS:]
 
     @property
     def reads_kinds(self) -> bool:
         """Whether the table carries a task-kind reader."""
-        return self._kind_table is not None
+        return self.kind_weights is not None
 
     def pool(self, token_ids: list[int]) -> list[float]:
         """Mean vector of the known token ids (zeros when none is known)."""
@@ -149,19 +150,20 @@ class TextEmbedding:
         known = len(token_ids) - int(np.count_nonzero(rows == self._zero))
         if not known:
             return [0.0] * N_DIMS
-        return _on_grid(self._table.take(rows, axis=0).sum(axis=0) / known)
+        gathered = self._joint.take(rows, axis=0)[:, :N_DIMS].astype(np.float32)
+        return _on_grid(gathered.sum(axis=0) / known)
 
     def read(
         self, head_ids: list[int], tail_ids: list[int] | None
     ) -> tuple[list[float], list[float] | None]:
         """The embedding of ``head_ids`` and the kind probabilities of ``kind_token_ids(head_ids,
         tail_ids)`` (None without a reader): ``pool`` and ``kind_probabilities`` in one gather."""
-        if self._kind_table is None:
+        if self.kind_weights is None:
             return self.pool(head_ids), None
         if not head_ids:
             return [0.0] * N_DIMS, self.kind_probabilities(kind_token_ids(head_ids, tail_ids))
         rows = self._row.take(head_ids, mode="clip")
-        gathered = self._joint.take(rows, axis=0)
+        gathered = self._joint.take(rows, axis=0).astype(np.float32)
         known = rows != self._zero
         n_known = int(np.count_nonzero(known))
         embedding = (
@@ -173,7 +175,8 @@ class TextEmbedding:
             tail, tail_known = gathered[-KIND_TAIL_TOKENS:, N_DIMS:], known[-KIND_TAIL_TOKENS:]
         else:
             tail_rows = self._row.take(tail_ids[-KIND_TAIL_TOKENS:], mode="clip")
-            tail, tail_known = self._kind_table.take(tail_rows, axis=0), tail_rows != self._zero
+            tail = self._joint.take(tail_rows, axis=0)[:, N_DIMS:].astype(np.float32)
+            tail_known = tail_rows != self._zero
         return embedding, self._weighted_softmax(
             np.vstack([gathered[:KIND_HEAD_TOKENS, N_DIMS:], tail]),
             np.concatenate([known[:KIND_HEAD_TOKENS], tail_known]),
@@ -192,15 +195,16 @@ class TextEmbedding:
     def kind_probabilities(self, token_ids: list[int]) -> list[float]:
         """Task-kind probabilities (``TASK_KINDS`` order) of the pooled ids, position-weighted
         (``kind_position_weights``); zeros without a reader or a known id."""
-        if self._kind_table is None or not token_ids:
+        if self.kind_weights is None or not token_ids:
             return [0.0] * len(TASK_KINDS)
         rows = self._row.take(token_ids, mode="clip")
-        return self._weighted_softmax(self._kind_table.take(rows, axis=0), rows != self._zero)
+        scores = self._joint.take(rows, axis=0)[:, N_DIMS:].astype(np.float32)
+        return self._weighted_softmax(scores, rows != self._zero)
 
     def save(self, directory: str | os.PathLike[str]) -> str:
         """Write ``text_embedding.npz`` into ``directory``; returns its sha256."""
         path = Path(directory) / FILE_NAME
-        ids = self.ids.astype(np.int32)
+        ids = self.ids
         with path.open("wb") as handle:
             if self.kind_weights is not None and self.kind_bias is not None:
                 np.savez_compressed(

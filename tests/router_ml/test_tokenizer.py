@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.resources
+import pickle
 
 import pytest
 import tiktoken_ext.openai_public as openai_public
@@ -93,3 +94,13 @@ def test_cache_returns_the_same_counts_and_stays_bounded() -> None:
     assert cached.count(short) == uncached.count(short)
     with pytest.raises(ValueError):
         TokenCounter(cache_size=-1)
+
+
+def test_encoding_pickles_by_name_and_keeps_no_python_rank_dict() -> None:
+    encoding = get_encoding()
+    # The Rust core holds the ranks; tiktoken's Python copy (~29 MB for o200k) is dropped.
+    assert not encoding._mergeable_ranks
+    assert encoding.decode_single_token_bytes(24912) == b"hello"
+    payload = pickle.dumps(encoding)
+    assert len(payload) < 1000
+    assert pickle.loads(payload) is encoding
