@@ -256,16 +256,22 @@ class Gateway:
         assert self._pool is not None, "the app's lifespan has not started"
         return self._pool
 
-    def needs_payload(self) -> bool:
-        """Whether a decoded body is used after its preparation (answer gates, shadow replays,
-        logged prompts): then it is prepared in this process, never in a worker process."""
+    def kept_payload(self) -> tuple[bool, frozenset[str] | None]:
+        """Whether a decoded body is used after its preparation, and which of its top-level
+        fields (None: all of it). Answer gates read a few (``AnswerGates.request_fields``), so a
+        large body can still be prepared in a worker process; shadow replays, logged prompts, a
+        user gate and an answer check read all of it, which keeps it in this process."""
         config = self.config
-        return bool(
-            config.gates.names
-            or self.check_answer is not None
+        whole = (
+            self.check_answer is not None
             or config.shadow.replay_fraction > 0
             or config.decision_log.include_prompts
         )
+        if whole:
+            return True, None
+        if config.gates.names:
+            return True, config.gates.request_fields
+        return False, None
 
     async def prepare(
         self, request: Request, raw: bytes, record: RequestRecord, endpoint: str
@@ -278,7 +284,8 @@ class Gateway:
         repeats one just seen is prepared again as a repeat (rare: a heavy body sent twice).
         """
         headers = {name: request.headers[name] for name in ASK_HEADERS if name in request.headers}
-        ask = Ask(endpoint, record.id, headers, keep_payload=self.needs_payload())
+        keep, fields = self.kept_payload()
+        ask = Ask(endpoint, record.id, headers, keep_payload=keep, payload_fields=fields)
         prepared = await self.workers.run(raw, ask)
         repeats = self.repeats
         if prepared.digest is not None and repeats is not None and repeats.seen(prepared.digest):

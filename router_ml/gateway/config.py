@@ -92,7 +92,9 @@ class Limits:
     Bodies larger than ``inline_body_bytes`` are parsed and routed off the event loop: those
     above ``process_body_bytes`` in ``process_workers`` worker processes (decoding a 4 MB JSON
     holds the GIL for tens of milliseconds in any thread of the gateway's own process), with
-    at most ``process_queue`` more waiting for one (then a 503); the others, and all of them
+    at most ``process_queue`` more waiting for one (then a 503), at niceness
+    ``process_worker_nice`` (0-19; 10: when cores are short, the scheduler gives the normal
+    requests' event loop the CPU first, and a heavy body waits instead); the others, and all of them
     when ``process_workers`` is 0, in a pool of ``route_workers`` threads (see ``workers``).
     """
 
@@ -112,6 +114,7 @@ class Limits:
     process_body_bytes: int = 256 * 1024
     process_workers: int = 1
     process_queue: int = 4
+    process_worker_nice: int = 10
 
 
 INT_LIMITS = frozenset(
@@ -125,12 +128,21 @@ INT_LIMITS = frozenset(
         "process_body_bytes",
         "process_workers",
         "process_queue",
+        "process_worker_nice",
     }
 )
 ZERO_LIMITS = frozenset(
-    {"inline_body_bytes", "process_body_bytes", "process_workers", "process_queue"}
+    {
+        "inline_body_bytes",
+        "process_body_bytes",
+        "process_workers",
+        "process_queue",
+        "process_worker_nice",
+    }
 )
 """Integer limits that may be 0 (the others must be at least 1)."""
+MAX_NICE = 19
+"""The largest niceness Linux gives a process (the lowest CPU priority)."""
 
 
 @dataclass(frozen=True)
@@ -580,7 +592,8 @@ def _limits(raw: Any) -> Limits:
     values: dict[str, Any] = {}
     for key, value in spec.items():
         if key in INT_LIMITS:
-            values[key] = _int(value, f"limits.{key}", 0 if key in ZERO_LIMITS else 1)
+            high = MAX_NICE if key == "process_worker_nice" else None
+            values[key] = _int(value, f"limits.{key}", 0 if key in ZERO_LIMITS else 1, high)
         else:
             values[key] = _seconds(value, f"limits.{key}")
     return Limits(**values)

@@ -304,6 +304,19 @@ class Gate:
     stream: str = "buffer"
 
 
+GATE_REQUEST_FIELDS: Mapping[str, frozenset[str]] = {
+    "json": frozenset({"response_format"}),
+    "tools": frozenset({"tools", "functions"}),
+    "truncation": frozenset(),
+    "empty": frozenset(),
+    "refusal": frozenset(),
+}
+"""The request's top-level fields each built-in gate reads (``check_json``, ``check_tools``,
+``_gate_concerns``); the user gate may read any (absent here)."""
+JUDGE_REQUEST_FIELDS = frozenset({"messages"})
+"""The request fields the judge is shown (``judge_request``)."""
+
+
 @dataclass(frozen=True)
 class AnswerGates:
     """The configured gates, run in order; the first failure decides."""
@@ -317,6 +330,21 @@ class AnswerGates:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(g.name for g in self.gates) + (("judge",) if self.judge else ())
+
+    @property
+    def request_fields(self) -> frozenset[str] | None:
+        """The request's top-level fields these gates read (None: any, a user gate's function).
+
+        A gateway keeps only these of a decoded body for its gates, so a large body can be
+        decoded in a worker process and only the few fields the gates need come back.
+        """
+        fields: set[str] = set(JUDGE_REQUEST_FIELDS) if self.judge is not None else set()
+        for gate in self.gates:
+            known = GATE_REQUEST_FIELDS.get(gate.name)
+            if known is None:
+                return None
+            fields |= known
+        return frozenset(fields)
 
     def applies(self, request: Request, stream: bool) -> bool:
         """Whether any gate would run on this request's answer (streams: buffered gates)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,9 @@ class Ask:
     """The ``ASK_HEADERS`` the request has, lower-case names."""
     keep_payload: bool = False
     """Return the decoded body (the gateway's answer gates, replays or logged prompts use it)."""
+    payload_fields: frozenset[str] | None = None
+    """With ``keep_payload``: only these top-level fields of it (None: all). A worker process
+    can prepare a body whose caller needs a few fields, not one that needs all of it."""
     repeated: bool | None = None
     """Whether the request repeats one just seen; None: the preparer asks the repeat cache, or
     (in a worker process, which has none) reports the digest for the gateway to ask."""
@@ -114,7 +118,7 @@ class Preparation:
     """A routed body to encode instead, when its members could not be located (never for a
     body ``json.loads`` reads: see ``body``)."""
     payload: dict[str, Any] | None = None
-    """The decoded body, when ``Ask.keep_payload``."""
+    """The decoded body (or the ``Ask.payload_fields`` of it), when ``Ask.keep_payload``."""
 
     def count(self, metric: str, *labels: str) -> None:
         self.events.append(("inc", metric, labels, 1.0))
@@ -182,7 +186,10 @@ class Preparer:
         prep.stream = payload.get("stream") is True
         prep.data.update(requested_model=model, stream=prep.stream)
         if ask.keep_payload:
-            prep.payload = payload
+            fields = ask.payload_fields
+            prep.payload = (
+                payload if fields is None else {k: v for k, v in payload.items() if k in fields}
+            )
         if model not in config.aliases:
             prep.target = config.target_for_model(model) or passthrough_target(config, model)
             prep.source = PASSTHROUGH_SOURCE
@@ -431,8 +438,15 @@ _worker: Preparer | None = None
 
 
 def start_worker(config: GatewayConfig, repeat_key: bytes | None) -> None:
-    """A worker process's initializer: its own router, loaded as the gateway loaded its own."""
+    """A worker process's initializer: its own router, loaded as the gateway loaded its own.
+
+    The worker first lowers its CPU priority by ``limits.process_worker_nice``: a heavy body is
+    seconds of CPU a client chose to send, and where cores are short it should wait for the
+    normal requests' event loop, not the other way round.
+    """
     global _worker
+    if config.limits.process_worker_nice and hasattr(os, "nice"):
+        os.nice(config.limits.process_worker_nice)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s worker %(process)d %(name)s: %(message)s"
     )

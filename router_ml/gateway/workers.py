@@ -12,9 +12,11 @@ By size (``limits``):
   worker; one more is refused with a 503 (``server_busy``, ``retry-after: 1``);
 - in between, or when the process pool is off (``process_workers: 0``, a gateway given its
   router object, which a worker could not load), broken (a worker died or failed to start:
-  logged once, then threads for good) or the decoded body is needed afterwards (answer gates,
-  shadow replays, logged prompts: ``Ask.keep_payload``): in ``route_workers`` threads, which
-  keeps the event loop free but not the GIL.
+  logged once, then threads for good) or the whole decoded body is needed afterwards (shadow
+  replays, logged prompts, a user gate or answer check: ``Ask.keep_payload`` without
+  ``payload_fields``): in ``route_workers`` threads, which keeps the event loop free but not the
+  GIL. The built-in answer gates need a few fields (``AnswerGates.request_fields``), which a
+  worker process returns beside the preparation.
 
 The pool is created in the app's lifespan and its worker starts with the first heavy body
 (importing the gateway and loading the model take about a second, once).
@@ -99,7 +101,8 @@ class Workers:
         if size <= self.limits.inline_body_bytes:
             return self.preparer.prepare(raw, ask)
         pool = self._pool
-        if pool is not None and size > self.limits.process_body_bytes and not ask.keep_payload:
+        whole_payload = ask.keep_payload and ask.payload_fields is None
+        if pool is not None and size > self.limits.process_body_bytes and not whole_payload:
             prepared = await self._in_process(pool, raw, ask)
             if prepared is not None:
                 return prepared

@@ -80,6 +80,8 @@ def test_keep_alive_outlasts_the_clients_pool_expiry() -> None:
         ({"escalation": {"max_retries": 5}}, ENV, "escalation.max_retries"),
         ({"limits": {"first_byte_timeout_s": 0}}, ENV, "limits.first_byte_timeout_s"),
         ({"limits": {"max_body": 10}}, ENV, "limits: unknown keys ['max_body']"),
+        ({"limits": {"process_worker_nice": 20}}, ENV, "limits.process_worker_nice"),
+        ({"limits": {"process_worker_nice": -1}}, ENV, "limits.process_worker_nice"),
         ({"auth": {"client_tokens_env": "TOKENS"}}, ENV, "TOKENS is not set"),
         ({"aliases": ["auto", "e"]}, ENV, "also tier model names"),
         ({"passthrough": {"upstream": "nope"}}, ENV, "passthrough.upstream"),

@@ -300,3 +300,37 @@ def test_the_fake_upstreams_bad_answers_fail_the_gate_meant_for_them(
         assert result.passed is (gate is None), (stream, result)
         if gate is not None:
             assert result.name == gate, (stream, result)
+
+
+def test_gates_read_only_their_request_fields() -> None:
+    """A gateway keeps only ``request_fields`` of a body for its gates: the verdicts match."""
+    gates = build_gates(STRUCTURAL_GATES)
+    fields = gates.request_fields
+    assert fields == {"response_format", "tools", "functions"}
+    requests = [
+        {**json_request(SCHEMA), "messages": [{"role": "user", "content": "label it"}]},
+        {"messages": [{"role": "user", "content": "weather?"}], "tools": [WEATHER], "n": 1},
+        {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5},
+    ]
+    answers = [
+        answer('{"label": "bug"}'),
+        answer('{"label": "refund"}'),
+        answer('{"label": "bug"', "length"),
+        answer(None, "tool_calls", [call("get_weather", '{"city": "Oslo"}')]),
+        answer(None, "tool_calls", [call("get_time", "{}")]),
+        answer(""),
+        answer("I'm sorry, I cannot help with that."),
+    ]
+    for request in requests:
+        kept = {k: v for k, v in request.items() if k in fields}
+        for reply in answers:
+            assert gates.check(kept, reply) == gates.check(request, reply)
+            assert gates.buffers_stream(kept) == gates.buffers_stream(request)
+    judged = build_gates(["empty"], judge=JudgeSpec(model="judge", upstream="u"))
+    assert judged.request_fields == {"messages"}
+
+
+def test_a_user_gate_may_read_any_field(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "any_gate.py").write_text("def check(request, answer):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert build_gates(["json", "user"], user_target="any_gate:check").request_fields is None

@@ -216,6 +216,47 @@ def test_a_heavy_body_is_decoded_and_routed_in_a_worker_process(
         assert sent == body.replace(b'"model" :  "auto"', b'"model" :  ' + model)
 
 
+def test_the_worker_process_runs_at_the_configured_lower_cpu_priority(
+    gateway: RunningGateway,
+) -> None:
+    """Heavy bodies yield the CPU to the gateway's event loop where cores are short."""
+    assert post(gateway, json.dumps(heavy_body()).encode()).status_code == 200
+    pool = gateway.gateway.workers._pool
+    assert pool is not None
+    raised = gateway.gateway.config.limits.process_worker_nice
+    assert raised > 0
+    assert pool.submit(os.nice, 0).result(timeout=30) == min(os.nice(0) + raised, 19)
+
+
+def test_with_answer_gates_a_heavy_body_is_still_prepared_in_the_worker_and_gated(
+    fake: FakeUpstream, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The built-in gates read a few fields, which the worker returns with its preparation."""
+    gates = {"json": True, "tools": True}
+    config = config_dict(fake.base_url, tiny_model_dir, tmp_path / "d.jsonl", gates=gates)
+    gateway, server = start_gateway(config, tmp_path)
+    route = gateway.gateway.router.route_or_safe
+
+    def small_only(request: Any, *args: Any, **kwargs: Any) -> Any:
+        assert len(request.messages) < HEAVY_MESSAGES, "a heavy body routed in the gateway"
+        return route(request, *args, **kwargs)
+
+    monkeypatch.setattr(gateway.gateway.router, "route_or_safe", small_only)
+    body = heavy_body()
+    body.update(response_format={"type": "json_object"}, metadata={"force": "economy"})
+    fake.plan("eco-model", "broken_json")
+    try:
+        answer = post(gateway, body)
+    finally:
+        server.stop()
+    assert answer.status_code == 200, answer.text[:300]
+    assert answer.headers["x-router-escalated"] == "true"
+    assert answer.headers["x-router-tier"] == "standard"
+    assert fake.models_called() == ["eco-model", "std-model"]
+    (line,) = gateway.log_lines()
+    assert [a["gate"]["passed"] for a in line["attempts"]] == [False, True]
+
+
 def blocking_worker(gateway: RunningGateway, release: Any) -> Any:
     """Occupy the gateway's only worker process until ``release`` (a manager Event) is set."""
     pool = gateway.gateway.workers._pool
