@@ -12,12 +12,15 @@ validation, features, tokenizer, ONNX and policy. Workloads:
 
 LiteLLM's complexity router is timed on the same workloads when it is installed, and every p50
 is reported as a ratio to it. With ``--previous REV`` the same script of an earlier git revision
-(its own runtime and shipped model, checked out in a temporary worktree) is run before and after
-this one, and every p50 is also reported as a ratio to the mean of those two runs: a model change
-is judged against its predecessor on the same machine at the same time. Usage::
+(its own runtime and shipped model, checked out in a temporary worktree) is run before, between
+and after ``--rounds`` timings of this one: round i's p50 is divided by the mean of the previous
+revision's runs on either side of it, and the ratio reported is the median over rounds (on this
+shared machine one timing's p50 moves by up to 1.5x between runs; interleaving and the median
+keep that drift out of the comparison). Router-ml's p50 and p99 are the medians over rounds.
+Usage::
 
     python benchmarks/runtime_budget.py [--model DIR] [--data ../shared/data] [--out FILE.json]
-        [--previous REV]
+        [--previous REV] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -135,7 +138,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also run this benchmark at an earlier git revision (before and after this run) "
         "and report p50 ratios to it",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="with --previous: timings of this revision, each between two runs of the previous "
+        "one (default 3)",
+    )
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    rounds = args.rounds if args.previous else 1
     previous = [previous_run(args.previous, args.data, args.calls)] if args.previous else []
 
     core = pin_to_one_core()
@@ -143,11 +156,16 @@ def main(argv: list[str] | None = None) -> int:
     single = [generated_prompt(1000, seed=i) for i in range(200)]
     agents = agent_conversations(Path(args.data))
     workloads = {"single_1k": single, "agent_12_turns": agents}
-    routers: dict[str, Any] = {"router-ml": router}
-    try:
-        routers["litellm-heuristic"] = LiteLLMComplexityRouter("heuristic")
-    except PeerUnavailable as exc:
-        print(f"skipping LiteLLM: {exc}", file=sys.stderr)
+
+    def timed(route: Any) -> dict[str, dict[str, Any]]:
+        return {
+            workload: asdict(
+                LatencyStats.from_ns(
+                    time_calls(route, requests, args.calls, warmup=200, max_seconds=30.0)
+                )
+            )
+            for workload, requests in workloads.items()
+        }
 
     results: dict[str, Any] = {
         "core": core,
@@ -163,15 +181,23 @@ def main(argv: list[str] | None = None) -> int:
             },
         },
     }
-    for name, candidate in routers.items():
-        results["latency"][name] = {
-            workload: asdict(
-                LatencyStats.from_ns(
-                    time_calls(candidate.route, requests, args.calls, warmup=200, max_seconds=30.0)
-                )
-            )
-            for workload, requests in workloads.items()
+    by_round = []
+    for _ in range(rounds):
+        by_round.append(timed(router.route))
+        if args.previous:
+            previous.append(previous_run(args.previous, args.data, args.calls))
+    results["latency"]["router-ml"] = {
+        workload: {
+            key: statistics.median(r[workload][key] for r in by_round)
+            for key in ("n_calls", "p50_us", "p99_us", "min_us")
         }
+        for workload in workloads
+    }
+    results["rounds"] = by_round
+    try:
+        results["latency"]["litellm-heuristic"] = timed(LiteLLMComplexityRouter("heuristic").route)
+    except PeerUnavailable as exc:
+        print(f"skipping LiteLLM: {exc}", file=sys.stderr)
     results["batch_1k_requests_per_s"] = batch_throughput(router.route_batch, single, 1000, 7)
     results["import_and_load"] = import_and_load(args.model)
     if "litellm-heuristic" in results["latency"]:
@@ -181,12 +207,24 @@ def main(argv: list[str] | None = None) -> int:
             for w in workloads
         }
     if args.previous:
-        previous.append(previous_run(args.previous, args.data, args.calls))
         results["previous"] = {"revision": args.previous, "runs": previous}
-        results["ratio_to_previous_p50"] = {
-            w: results["latency"]["router-ml"][w]["p50_us"]
-            / statistics.mean(run["latency"]["router-ml"][w]["p50_us"] for run in previous)
+
+        def p50(run: dict[str, Any], workload: str) -> float:
+            return float(run[workload]["p50_us"])
+
+        results["ratio_to_previous_p50_by_round"] = {
+            w: [
+                p50(ours, w)
+                / statistics.mean(
+                    p50(previous[i]["latency"]["router-ml"], w) for i in (index, index + 1)
+                )
+                for index, ours in enumerate(by_round)
+            ]
             for w in workloads
+        }
+        results["ratio_to_previous_p50"] = {
+            w: statistics.median(ratios)
+            for w, ratios in results["ratio_to_previous_p50_by_round"].items()
         }
     print(render(results))
     if args.out:
@@ -215,10 +253,20 @@ def render(results: dict[str, Any]) -> str:
         lines.append(f"p50 ratio router-ml / LiteLLM heuristic on {workload}: {ratio:.2f}")
     if "previous" in results:
         runs = results["previous"]["runs"]
-        lines.append(f"previous revision {results['previous']['revision']} (run before and after):")
+        lines.append(
+            f"previous revision {results['previous']['revision']} (run before, between and after "
+            f"{len(results['rounds'])} rounds of this one):"
+        )
         for workload, ratio in results["ratio_to_previous_p50"].items():
             before = ", ".join(f"{r['latency']['router-ml'][workload]['p50_us']:.1f}" for r in runs)
-            lines.append(f"  {workload}: p50 {before} µs; ratio now / previous {ratio:.2f}")
+            ours = ", ".join(f"{r[workload]['p50_us']:.1f}" for r in results["rounds"])
+            per_round = ", ".join(
+                f"{x:.2f}" for x in results["ratio_to_previous_p50_by_round"][workload]
+            )
+            lines.append(
+                f"  {workload}: p50 previous {before} µs, this {ours} µs; ratio now / previous "
+                f"{ratio:.2f} (median of {per_round})"
+            )
         loads = ", ".join(
             f"{load['seconds'] * 1000:.0f} ms / {load['rss_mb']:.0f} MB"
             for load in (r["import_and_load"] for r in runs)

@@ -133,11 +133,12 @@ class Coverage:
         ranged = sorted(
             (int(j) for j in outside if self.width[j] != UNSEEN_WIDTH), key=lambda j: -excursion[j]
         )
-        shown = [f"{self.names[j]}={x[j]:g} (never seen)" for j in unseen]
+        shown = [f"{self.names[j]}={x[j]:g} (never seen)" for j in unseen[:limit]]
         shown += [
-            f"{self.names[j]}={x[j]:g} (seen {self.low[j]:g}..{self.high[j]:g})" for j in ranged
+            f"{self.names[j]}={x[j]:g} (seen {self.low[j]:g}..{self.high[j]:g})"
+            for j in ranged[: max(limit - len(shown), 0)]
         ]
-        return shown[:limit]
+        return shown  # only the first ``limit`` are formatted: agent turns have dozens outside
 
     def to_dict(self) -> dict[str, Any]:
         return {
