@@ -18,6 +18,23 @@ import numpy as np
 from router_ml.tiers import TIERS
 
 
+def non_increasing(risks: list[float], raise_earlier: bool) -> list[float]:
+    """``risks`` (one per tier but the top) made non-increasing across tiers, in place.
+
+    Needing more than standard implies needing more than economy, so a rule that moves some risks
+    must restore that order without undoing its own move: after raising risks (``raise_earlier``)
+    each earlier risk is lifted to the later ones; after capping them each later risk is lowered
+    to the earlier ones.
+    """
+    if raise_earlier:
+        for k in range(len(risks) - 2, -1, -1):
+            risks[k] = max(risks[k], risks[k + 1])
+    else:
+        for k in range(1, len(risks)):
+            risks[k] = min(risks[k], risks[k - 1])
+    return risks
+
+
 class RiskCalibrator:
     """Maps class probabilities ``(n, n_tiers)`` to calibrated risks ``(n, n_tiers - 1)``.
 

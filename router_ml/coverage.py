@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from router_ml.calibration import non_increasing
 from router_ml.tiers import TIERS, TOP_TIER, tier_rank
 
 UNSEEN_WIDTH = 1e-3
@@ -230,6 +231,4 @@ class CoverageRule:
             max(r, t + (1.0 - t) * ood) if k < floor_rank else r
             for k, (r, t) in enumerate(zip(risks, thresholds, strict=True))
         ]
-        for k in range(len(raised) - 2, -1, -1):
-            raised[k] = max(raised[k], raised[k + 1])
-        return raised
+        return non_increasing(raised, raise_earlier=True)

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from router_ml.calibration import non_increasing
 from router_ml.tiers import TIERS, tier_rank
 
 TASK_KINDS: tuple[str, ...] = (
@@ -238,11 +239,7 @@ class TaskTable:
         if verdict.action == "raise":
             for k in range(rank):
                 moved[k] = thresholds[k] + (1.0 - thresholds[k]) * moved[k]
-            for k in range(len(moved) - 2, -1, -1):
-                moved[k] = max(moved[k], moved[k + 1])
-        else:
-            for k in range(rank, len(moved)):
-                moved[k] = thresholds[k] * moved[k]
-            for k in range(1, len(moved)):
-                moved[k] = min(moved[k], moved[k - 1])
-        return moved
+            return non_increasing(moved, raise_earlier=True)
+        for k in range(rank, len(moved)):
+            moved[k] = thresholds[k] * moved[k]
+        return non_increasing(moved, raise_earlier=False)

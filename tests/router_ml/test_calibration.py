@@ -9,6 +9,7 @@ from router_ml.calibration import (
     RiskCalibrator,
     choose_tier,
     choose_tiers,
+    non_increasing,
     risks_to_probabilities,
 )
 
@@ -65,3 +66,13 @@ def test_choice_is_the_cheapest_tier_below_its_threshold() -> None:
 def test_probabilities_from_risks_sum_to_one() -> None:
     probs = risks_to_probabilities(np.array([[0.6, 0.2]]))
     np.testing.assert_allclose(probs, [[0.4, 0.4, 0.2]])
+
+
+def test_non_increasing_keeps_the_moved_risks() -> None:
+    # A raised economy risk stays; a raised standard risk lifts economy's to it.
+    assert non_increasing([0.9, 0.1], raise_earlier=True) == [0.9, 0.1]
+    assert non_increasing([0.2, 0.7], raise_earlier=True) == [0.7, 0.7]
+    # A capped economy risk lowers standard's to it.
+    assert non_increasing([0.1, 0.6], raise_earlier=False) == [0.1, 0.1]
+    assert non_increasing([0.5, 0.3, 0.4], raise_earlier=False) == [0.5, 0.3, 0.3]
+    assert non_increasing([0.5, 0.3, 0.4], raise_earlier=True) == [0.5, 0.4, 0.4]
