@@ -240,13 +240,7 @@ def measure(args: argparse.Namespace, nice: int, directory: Path) -> dict[str, A
                 shifts[name].append(result["p99_ms"] - baseline)
                 print(json.dumps({"nice": nice, "round": round_index, "phase": name, **result}))
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        gateway_load.stop_processes(processes)
     return {
         "nice": nice,
         "phases": [combine(name, kind, by_phase[name], shifts[name]) for name, kind, _ in phases],

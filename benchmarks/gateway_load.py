@@ -176,6 +176,17 @@ async def run_phase(
     return np.asarray(latencies), errors
 
 
+def stop_processes(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate the benchmark's servers, then kill any that has not exited within 10 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process (Linux ``/proc``; None elsewhere)."""
     try:
@@ -364,13 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             results["gateway_in_process"]["sent"] = sent
             results["error_kinds"] = dict(ERROR_KINDS)
         finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_processes(processes)
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:
