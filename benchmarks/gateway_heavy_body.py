@@ -139,7 +139,12 @@ def markdown(results: dict[str, Any]) -> str:
         ]
         for phase in run["phases"]:
             heavy = phase.get("heavy")
-            shown = f"{heavy['answered']} ({heavy['p50_ms']:.0f})" if heavy else "-"
+            if not heavy:
+                shown = "-"
+            elif heavy["p50_ms"] is None:  # none answered while the normal phase ran
+                shown = f"{heavy['answered']}"
+            else:
+                shown = f"{heavy['answered']} ({heavy['p50_ms']:.0f})"
             target = "" if phase["kind"] is None else "met" if phase["met"] else "NOT met"
             rounds = ", ".join(f"{x:+.0f}" for x in phase["p99_shift_ms_by_round"])
             lines.append(
