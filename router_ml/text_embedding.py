@@ -142,16 +142,25 @@ class TextEmbedding:
         """Whether the table carries a task-kind reader."""
         return self.kind_weights is not None
 
+    def _gather(self, token_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """The table rows of ``token_ids`` widened to float32 (zeros for ids the table does not
+        hold: the file's float16 values, summed in float32) and which of the ids it holds."""
+        rows = self._row.take(token_ids, mode="clip")
+        return self._joint.take(rows, axis=0).astype(np.float32), rows != self._zero
+
+    @staticmethod
+    def _mean_vector(gathered: np.ndarray, known: np.ndarray) -> list[float]:
+        """Mean embedding of the known rows of ``gathered`` (zeros when none is known)."""
+        n_known = int(np.count_nonzero(known))
+        if not n_known:
+            return [0.0] * N_DIMS
+        return _on_grid(gathered[:, :N_DIMS].sum(axis=0) / n_known)
+
     def pool(self, token_ids: list[int]) -> list[float]:
         """Mean vector of the known token ids (zeros when none is known)."""
         if not token_ids:
             return [0.0] * N_DIMS
-        rows = self._row.take(token_ids, mode="clip")
-        known = len(token_ids) - int(np.count_nonzero(rows == self._zero))
-        if not known:
-            return [0.0] * N_DIMS
-        gathered = self._joint.take(rows, axis=0)[:, :N_DIMS].astype(np.float32)
-        return _on_grid(gathered.sum(axis=0) / known)
+        return self._mean_vector(*self._gather(token_ids))
 
     def read(
         self, head_ids: list[int], tail_ids: list[int] | None
@@ -162,23 +171,16 @@ class TextEmbedding:
             return self.pool(head_ids), None
         if not head_ids:
             return [0.0] * N_DIMS, self.kind_probabilities(kind_token_ids(head_ids, tail_ids))
-        rows = self._row.take(head_ids, mode="clip")
-        gathered = self._joint.take(rows, axis=0).astype(np.float32)
-        known = rows != self._zero
-        n_known = int(np.count_nonzero(known))
-        embedding = (
-            _on_grid(gathered[:, :N_DIMS].sum(axis=0) / n_known) if n_known else [0.0] * N_DIMS
-        )
+        gathered, known = self._gather(head_ids)
+        embedding = self._mean_vector(gathered, known)
         if tail_ids is None and len(head_ids) <= KIND_HEAD_TOKENS + KIND_TAIL_TOKENS:
             return embedding, self._weighted_softmax(gathered[:, N_DIMS:], known)
         if tail_ids is None:
-            tail, tail_known = gathered[-KIND_TAIL_TOKENS:, N_DIMS:], known[-KIND_TAIL_TOKENS:]
+            tail, tail_known = gathered[-KIND_TAIL_TOKENS:], known[-KIND_TAIL_TOKENS:]
         else:
-            tail_rows = self._row.take(tail_ids[-KIND_TAIL_TOKENS:], mode="clip")
-            tail = self._joint.take(tail_rows, axis=0)[:, N_DIMS:].astype(np.float32)
-            tail_known = tail_rows != self._zero
+            tail, tail_known = self._gather(tail_ids[-KIND_TAIL_TOKENS:])
         return embedding, self._weighted_softmax(
-            np.vstack([gathered[:KIND_HEAD_TOKENS, N_DIMS:], tail]),
+            np.vstack([gathered[:KIND_HEAD_TOKENS, N_DIMS:], tail[:, N_DIMS:]]),
             np.concatenate([known[:KIND_HEAD_TOKENS], tail_known]),
         )
 
@@ -197,9 +199,8 @@ class TextEmbedding:
         (``kind_position_weights``); zeros without a reader or a known id."""
         if self.kind_weights is None or not token_ids:
             return [0.0] * len(TASK_KINDS)
-        rows = self._row.take(token_ids, mode="clip")
-        scores = self._joint.take(rows, axis=0)[:, N_DIMS:].astype(np.float32)
-        return self._weighted_softmax(scores, rows != self._zero)
+        gathered, known = self._gather(token_ids)
+        return self._weighted_softmax(gathered[:, N_DIMS:], known)
 
     def save(self, directory: str | os.PathLike[str]) -> str:
         """Write ``text_embedding.npz`` into ``directory``; returns its sha256."""
