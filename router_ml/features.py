@@ -39,17 +39,20 @@ from router_ml.text_embedding import (
     KIND_TAIL_TOKENS,
     N_DIMS,
     VALUE_GRID,
+    KindEvidence,
     TextEmbedding,
 )
 from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 TOKEN_BUDGET_CHARS = 65_536
 """Characters tokenised exactly per request; later messages are extrapolated."""
 SIGNAL_CHAR_CAP = 8_192
 """Characters of the last user turn scanned for text signals."""
 SCHEMA_NODE_CAP = 20_000
 """JSON-schema nodes walked per request when measuring tool definitions."""
+THREAD_TURNS = 3
+"""Earlier user turns (the most recent) that the ``thread_*`` features read with the last one."""
 FLOAT32_EXACT_MAX = float(2**24)
 
 ROLE_CODES = {"system": 0, "developer": 0, "user": 1, "assistant": 2, "tool": 3, "function": 3}
@@ -175,7 +178,7 @@ TEXT_EMBEDDING_FEATURES = tuple(f"text_emb_{k}" for k in range(N_DIMS))
 KIND_FEATURES = tuple(f"kind_{kind}" for kind in TASK_KINDS)
 """What task the last user turn asks for: the task-kind reader's probabilities
 (router_ml.task_kinds; 0 without a reader)."""
-FEATURE_NAMES: tuple[str, ...] = (
+MODEL_FEATURES: tuple[str, ...] = (
     # conversation structure and position
     "n_messages",
     "n_system",
@@ -235,15 +238,52 @@ FEATURE_NAMES: tuple[str, ...] = (
     *TEXT_EMBEDDING_FEATURES,
     *KIND_FEATURES,
 )
+"""The columns the trees are fitted on (the vector's first ones)."""
+LAST_TURN_TEXT_FEATURES: tuple[str, ...] = (
+    "tokens_last_user",
+    "chars_last_user",
+    "tokens_per_char_last_user",
+    *MODEL_FEATURES[MODEL_FEATURES.index("n_lines") : MODEL_FEATURES.index("system_tokens_share")],
+    *TEXT_EMBEDDING_FEATURES,
+    *KIND_FEATURES,
+)
+"""Everything the model reads of the last user turn's text."""
+THREAD_FEATURES = tuple(f"thread_{name}" for name in LAST_TURN_TEXT_FEATURES)
+"""The same reading of the thread's user text: the last user turn and the ``THREAD_TURNS`` user
+turns before it, joined as one text (all 0 without an earlier user turn).
+
+A follow-up ("Now find the circumradius.", "Which option is right?") carries little of the task;
+the material before it carries it. Read alone, such a turn looks like an easy lookup (measured:
+the test split delivered as material + acknowledgement + ask, ``router-ml eval --as-follow-up``).
+The router also reads the request with these values in the last turn's columns
+(``thread_reading``) and keeps the higher risk of the two readings: an unrelated earlier turn can
+only raise the decision, and the material a follow-up refers to counts. The trees are trained
+blind to these columns (:data:`MODEL_BLIND_FEATURES`); the task table reads ``thread_kind_*``
+(``TaskTable.verdict``)."""
+THREAD_KIND_FEATURES = tuple(f"thread_{name}" for name in KIND_FEATURES)
+FEATURE_NAMES: tuple[str, ...] = (*MODEL_FEATURES, *THREAD_FEATURES)
+"""The vector's columns: what the trees are fitted on, then the thread reading."""
 N_FEATURES = len(FEATURE_NAMES)
 _INDEX = {name: i for i, name in enumerate(FEATURE_NAMES)}
 FEATURE_INDEX: dict[str, int] = dict(_INDEX)
 """Column of each feature in the vector."""
-TEXT_MEANING_FEATURES = (*CUE_FEATURES, *TEXT_EMBEDDING_FEATURES, *KIND_FEATURES)
+MODEL_BLIND_FEATURES = THREAD_FEATURES
+"""Features the risk model is trained blind to (``router_ml_lab.train.fit`` zeroes them, and
+LightGBM drops a constant column, so no tree reads them, and the trees are those of a fit
+without them). The labeled traffic has no real conversation, only augmented copies whose
+earlier turns come from other prompts: trees fitted on these columns could only learn that
+noise. The router feeds them to the trees through the last turn's columns instead."""
+TEXT_MEANING_FEATURES = (
+    *CUE_FEATURES,
+    *TEXT_EMBEDDING_FEATURES,
+    *KIND_FEATURES,
+    *THREAD_FEATURES,
+)
 """What the last user turn says, as opposed to the request's shape. Coverage does not check
 them: a word the benchmark traffic never used ("rewrite") says what the task is, which the task
 table reads (``router_ml.task_kinds``); it does not put the request outside what the risk
-model has seen, as a tool error, a second turn or CJK text do."""
+model has seen, as a tool error, a second turn or CJK text do. The thread reading is not checked
+either: the request as it is is (its conversation size and shape included)."""
 _TEXT_BLOCK = tuple(
     _INDEX[name]
     for name in (
@@ -251,16 +291,33 @@ _TEXT_BLOCK = tuple(
         "tokens_per_char_last_user",
         *FEATURE_NAMES[_INDEX["n_lines"] : _INDEX["system_tokens_share"]],
         *TEXT_EMBEDDING_FEATURES,
-        *KIND_FEATURES,
     )
 )
-"""Features that depend on the last user turn's text alone (what a memoised reading holds)."""
+"""Features that depend on the last user turn's text alone (a memoised reading holds them, and
+the turn's task-kind evidence, which the conversation's kinds pool with the earlier turns')."""
+_KIND_START = _INDEX[KIND_FEATURES[0]]
+_THREAD_TARGETS = np.array([_INDEX[name] for name in LAST_TURN_TEXT_FEATURES])
+_THREAD_SOURCES = np.array([_INDEX[name] for name in THREAD_FEATURES])
+_THREAD_TOKENS = _INDEX["thread_tokens_last_user"]
+_TOKENS_LAST_USER = _INDEX["tokens_last_user"]
+_THREAD_TEXT_BLOCK = tuple(_INDEX[f"thread_{FEATURE_NAMES[i]}"] for i in _TEXT_BLOCK)
+_THREAD_KIND_START = _INDEX[f"thread_{KIND_FEATURES[0]}"]
 # Every feature is a count, share or code (>= 0) except the embedding's centred PCA components.
 _LOWER_BOUNDS = np.array(
     [-FLOAT32_EXACT_MAX if n in TEXT_EMBEDDING_FEATURES else 0.0 for n in FEATURE_NAMES]
 )
 _CUE_INDEX = {word: _INDEX[f"cue_{cue}"] for word, cue in _CUE_OF_WORD.items()}
 _CUE_PHRASE_INDEX = tuple((phrase, _INDEX[f"cue_{cue}"]) for phrase, cue in _CUE_PHRASES)
+
+
+def thread_reading(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``features`` ``(n, N_FEATURES)`` that continue a thread, and those rows with
+    the thread reading in the last user turn's columns: the request as the trees would see it if
+    the thread's user text had come as one turn (``THREAD_FEATURES``)."""
+    rows = np.flatnonzero(features[:, _THREAD_TOKENS] > 0)
+    read = features[rows]  # fancy indexing: a copy
+    read[:, _THREAD_TARGETS] = read[:, _THREAD_SOURCES]
+    return rows, read
 
 
 @dataclass(frozen=True)
@@ -286,6 +343,7 @@ def _schema_hash() -> str:
             SIGNAL_CHAR_CAP,
             SCHEMA_NODE_CAP,
             EMBED_CHAR_CAP,
+            THREAD_TURNS,
             KIND_HEAD_TOKENS,
             KIND_TAIL_TOKENS,
             KIND_TAIL_CHARS,
@@ -322,7 +380,7 @@ class FeatureExtractor:
         self._counter = token_counter or TokenCounter()
         self._embedding = embedding
         self._cache_size = cache_size
-        self._readings: dict[tuple[int, int], tuple[int, tuple[float, ...]]] = {}
+        self._readings: dict[tuple[int, int], _Reading] = {}
         self._lock = threading.Lock()
 
     def extract(self, request: ChatRequest | dict[str, Any] | str | bytes) -> np.ndarray:
@@ -357,9 +415,9 @@ class FeatureExtractor:
         tokens_last_user = 0
         n_role = [0, 0, 0, 0]
         n_tool_calls = n_tool_errors = n_images = n_other = 0
-        last_user = next(
-            (i for i in range(len(messages) - 1, -1, -1) if messages[i].role == "user"), -1
-        )
+        user_turns = [i for i, message in enumerate(messages) if message.role == "user"]
+        last_user = user_turns[-1] if user_turns else -1
+        thread = user_turns[-1 - THREAD_TURNS :] if len(user_turns) > 1 else []
         for i, message in enumerate(messages):
             code = ROLE_CODES[message.role]
             n_role[code] += 1
@@ -370,7 +428,9 @@ class FeatureExtractor:
             if message.tool_call_text:
                 text = f"{text}\n{message.tool_call_text}" if text else message.tool_call_text
             if i == last_user:
-                tokens = self._read_last_user(text, message, values)
+                reading = self._read_user_turn(text, message.text, not message.tool_call_text)
+                tokens = reading.tokens
+                self._write_reading(reading, False, values)
                 exact_tokens += tokens
                 exact_chars += len(text)
                 budget -= min(len(text), EXACT_CHAR_CAP)
@@ -391,6 +451,9 @@ class FeatureExtractor:
                 tokens_assistant += tokens
             elif code == 3 and tool_result_is_error(message.text):
                 n_tool_errors += 1
+        if thread:
+            joined = "\n\n".join(messages[i].text for i in thread)
+            self._write_reading(self._read_user_turn(joined, joined, True), True, values)
 
         v, ix = values, _INDEX
         v[ix["n_messages"]] = len(messages)
@@ -412,43 +475,54 @@ class FeatureExtractor:
         v[ix["n_images"]] = n_images
         v[ix["n_other_parts"]] = n_other
 
-    def _read_last_user(self, text: str, message: Message, values: list[float]) -> int:
-        """Write the last user turn's text features; returns its token count.
+    def _write_reading(self, reading: _Reading, thread: bool, values: list[float]) -> None:
+        """Write ``reading`` into the last turn's text columns, or the thread reading's."""
+        values[_THREAD_TOKENS if thread else _TOKENS_LAST_USER] = reading.tokens
+        block = _THREAD_TEXT_BLOCK if thread else _TEXT_BLOCK
+        for index, value in zip(block, reading.block, strict=True):
+            values[index] = value
+        embedding = self._embedding
+        if reading.kinds is not None and embedding is not None:
+            start = _THREAD_KIND_START if thread else _KIND_START
+            values[start : start + len(TASK_KINDS)] = embedding.kinds_of([(reading.kinds, 1.0)])
 
-        The reading (token count, text signals, embedding, task kinds) depends on the text alone,
-        and agents resend the same last user turn with every tool round, retries resend it
-        whole; so readings are memoised (keyed by length and hash, ``cache_size`` entries, oldest
-        evicted first). Unlike bare token counts (``CACHE_MIN_CHARS``), a short turn's reading is
-        worth keeping too: the embedding and kind lookups cost more than the hash.
+    def _read_user_turn(self, text: str, signal_text: str, memoise: bool) -> _Reading:
+        """Read a user text (the last turn with its tool-call text, or the thread's turns
+        joined): token count, text-block features (signals from ``signal_text``), task-kind
+        evidence.
+
+        The reading depends on the text alone, and agents resend the same user turns with every
+        tool round and retries resend them whole; so readings are memoised (keyed by length and
+        hash, ``cache_size`` entries, oldest evicted first). Unlike bare token counts
+        (``CACHE_MIN_CHARS``), a short turn's reading is worth keeping too: the embedding and kind
+        lookups cost more than the hash.
         """
         key = None
-        if text and self._cache_size and not message.tool_call_text:
+        if text and self._cache_size and memoise:
             key = (len(text), hash(text))
             cached = self._readings.get(key)
             if cached is not None:
-                tokens, reading = cached
-                for index, value in zip(_TEXT_BLOCK, reading, strict=True):
-                    values[index] = value
-                return tokens
-        tokens = self._read_text(text, values)
-        signal_text = message.text
+                return cached
+        scratch = [0.0] * N_FEATURES
+        tokens, kinds = self._read_text(text, scratch)
         if signal_text:
-            values[_INDEX["chars_last_user"]] = len(signal_text)
-            values[_INDEX["tokens_per_char_last_user"]] = tokens / len(signal_text)
-            _text_signals(signal_text[:SIGNAL_CHAR_CAP], values)
+            scratch[_INDEX["chars_last_user"]] = len(signal_text)
+            scratch[_INDEX["tokens_per_char_last_user"]] = tokens / len(signal_text)
+            _text_signals(signal_text[:SIGNAL_CHAR_CAP], scratch)
+        reading = _Reading(tokens, tuple(scratch[index] for index in _TEXT_BLOCK), kinds)
         if key is not None:
-            reading = tuple(values[index] for index in _TEXT_BLOCK)
             with self._lock:
                 if len(self._readings) >= self._cache_size:
                     del self._readings[next(iter(self._readings))]
-                self._readings[key] = (tokens, reading)
-        return tokens
+                self._readings[key] = reading
+        return reading
 
-    def _read_text(self, text: str, values: list[float]) -> int:
-        """Token count of the turn, and its embedding and task kinds from the same token ids."""
+    def _read_text(self, text: str, values: list[float]) -> tuple[int, KindEvidence | None]:
+        """Token count of the turn and its kind evidence; writes its embedding into ``values``.
+        Both come from the same token ids."""
         embedding = self._embedding
         if embedding is None:
-            return self._counter.count(text)
+            return self._counter.count(text), None
         if len(text) <= EMBED_CHAR_CAP:
             ids = self._counter.encode(text)
             tokens = len(ids)  # what count() gives for a text this short
@@ -460,10 +534,17 @@ class FeatureExtractor:
         vector, kinds = embedding.read(ids, tail)
         start = _INDEX["text_emb_0"]
         values[start : start + N_DIMS] = vector
-        if kinds is not None:
-            start = _INDEX[KIND_FEATURES[0]]
-            values[start : start + len(TASK_KINDS)] = kinds
-        return tokens
+        return tokens, kinds
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """One user turn's reading (``FeatureExtractor._read_user_turn``)."""
+
+    tokens: int
+    block: tuple[float, ...]
+    """The ``_TEXT_BLOCK`` features' values, in that order."""
+    kinds: KindEvidence | None
 
 
 def _text_signals(text: str, v: list[float]) -> None:

@@ -19,7 +19,13 @@ import numpy as np
 from router_ml.calibration import choose_tier
 from router_ml.coverage import CoverageRule
 from router_ml.errors import InvalidRequest, shown
-from router_ml.features import FEATURE_INDEX, KIND_FEATURES, FeatureExtractor
+from router_ml.features import (
+    FEATURE_INDEX,
+    KIND_FEATURES,
+    THREAD_KIND_FEATURES,
+    FeatureExtractor,
+    thread_reading,
+)
 from router_ml.model import OperatingPoint, TierModel
 from router_ml.policy import AUTO, Policy, Rule
 from router_ml.request import ChatRequest, parse_request
@@ -34,6 +40,10 @@ FALLBACK_SOURCE = "fallback"
 
 RequestLike = ChatRequest | dict[str, Any] | str | bytes
 _KIND_SLICE = slice(FEATURE_INDEX[KIND_FEATURES[0]], FEATURE_INDEX[KIND_FEATURES[-1]] + 1)
+_THREAD_TOKENS = FEATURE_INDEX["thread_tokens_last_user"]
+_THREAD_KIND_SLICE = slice(
+    FEATURE_INDEX[THREAD_KIND_FEATURES[0]], FEATURE_INDEX[THREAD_KIND_FEATURES[-1]] + 1
+)
 _TOOL_COLUMNS = tuple(FEATURE_INDEX[n] for n in ("n_tools", "n_tool_calls", "n_tool_results"))
 _WARM_UP_REQUEST = {
     "messages": [
@@ -219,8 +229,11 @@ class Router:
         if tier != AUTO:
             return self._policy_decision(tier, rule, start)
         features = self._extractor.extract_parsed(parsed)
-        probabilities = self.model.predict_proba(features[None, :])[0].tolist()
-        risks = self.model.calibrator.risk_row(probabilities)
+        if features[_THREAD_TOKENS] > 0:
+            risks = self.model_risks(features[None, :])[0].tolist()
+        else:
+            probabilities = self.model.predict_proba(features[None, :])[0].tolist()
+            risks = self.model.calibrator.risk_row(probabilities)
         return self._auto_decision(risks, rule, start, features, thresholds)
 
     def route_or_safe(
@@ -278,7 +291,7 @@ class Router:
         rows: dict[int, np.ndarray] = {}
         if auto_rows:
             features = np.vstack([self._extractor.extract_parsed(parsed[i]) for i in auto_rows])
-            risks = dict(zip(auto_rows, self.model.risks(features).tolist(), strict=True))
+            risks = dict(zip(auto_rows, self.model_risks(features).tolist(), strict=True))
             rows = dict(zip(auto_rows, features, strict=True))
         decisions = [
             self._auto_decision(risks[i], rule, start, rows[i])
@@ -306,10 +319,21 @@ class Router:
         self, features: np.ndarray, operating_point: str | float | None = None
     ) -> np.ndarray:
         """``risks`` of feature rows already extracted by ``features``."""
-        risks = self.model.risks(features)
+        risks = self.model_risks(features)
         thresholds = self.thresholds_for(operating_point)
         for i, row in enumerate(features):
             risks[i] = self._adjusted(risks[i].tolist(), row, thresholds).risks
+        return risks
+
+    def model_risks(self, features: np.ndarray) -> np.ndarray:
+        """The model's calibrated risks ``(n, 2)`` of feature rows, the higher of two readings
+        where a row continues a thread: as it is, and with the thread's user text as its last
+        turn (``features.thread_reading``). Escalation bias: an unrelated earlier turn can only
+        raise a decision, and a follow-up is judged with the material it refers to."""
+        risks = self.model.risks(features)
+        rows, read = thread_reading(features)
+        if rows.size:
+            risks[rows] = np.maximum(risks[rows], self.model.risks(read))
         return risks
 
     def bounded_risks(self, features: np.ndarray) -> np.ndarray:
@@ -320,7 +344,7 @@ class Router:
         ``router-ml calibrate``) chooses them on the tiers this router gives, coverage rule and
         task table included.
         """
-        risks = np.array(self.model.risks(features), dtype=np.float64)
+        risks = np.array(self.model_risks(features), dtype=np.float64)
         bounds = self.tier_bounds(features)
         for k in range(risks.shape[1]):
             risks[bounds[:, 0] > k, k] = 1.0
@@ -370,7 +394,9 @@ class Router:
         verdict = None
         if self.task_table.enabled and self._reads_kinds:
             uses_tools = any(features[j] for j in _TOOL_COLUMNS)
-            verdict = self.task_table.verdict(features[_KIND_SLICE], uses_tools, flagged)
+            verdict = self.task_table.verdict(
+                features[_KIND_SLICE], uses_tools, flagged, features[_THREAD_KIND_SLICE]
+            )
         return ood, flagged, verdict
 
     def tier_bounds(self, features: np.ndarray) -> np.ndarray:

@@ -68,6 +68,11 @@ DEFAULT_TIERS: Mapping[str, str] = {
     "math_word_problem": AUTO,
 }
 """The product's task tables, kind → tier (``auto``: the learned model decides)."""
+SELF_CONTAINED_KINDS = frozenset({"transformation", "summarization", "compression", "draft"})
+"""Kinds that work on the text they are given (rewrite it, sum it up, compress it, draft from it),
+so a follow-up of such a kind is one whatever the conversation was about. A follow-up that reads
+as a lookup or a classification ("and the area of its circumcircle?") asks about the thread's
+material, and takes the thread's kind (``TaskTable.verdict``)."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +85,15 @@ class TaskVerdict:
     tier: str
     action: str
     """``"raise"`` or ``"cap"``."""
+    thread: bool = False
+    """Whether the kind was read from the earlier user turns the last one continues."""
 
     def describe(self) -> str:
         if self.action == "raise":
+            where = " of the conversation" if self.thread else ""
             return (
-                f"task kind {self.kind} (P(a {self.tier}-or-above kind)={self.probability:.2f}) "
-                f"→ raised to {self.tier}"
+                f"task kind {self.kind}{where} (P(a {self.tier}-or-above kind)="
+                f"{self.probability:.2f}) → raised to {self.tier}"
             )
         return (
             f"task kind {self.kind} (P(an {self.tier} kind)={self.probability:.2f}) "
@@ -109,12 +117,16 @@ class TaskTable:
         decision needs more confidence than raising it.
     tiers : mapping
         Kind → tier or ``auto``; kinds left out are ``auto``.
+    thread : bool
+        Whether a follow-up takes the kind of the earlier user turns it continues when the table
+        raises that kind higher (``verdict``). False: the last user turn alone decides.
     """
 
     enabled: bool = True
     raise_at: float = 0.3
     cap_at: float = 0.6
     tiers: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TIERS))
+    thread: bool = True
 
     def __post_init__(self) -> None:
         for name in ("raise_at", "cap_at"):
@@ -130,19 +142,23 @@ class TaskTable:
 
     @classmethod
     def from_config(cls, spec: Mapping[str, Any] | TaskTable | None) -> TaskTable:
-        """From a policy mapping ``{enabled, raise_at, cap_at, tiers}`` (all optional)."""
+        """From a policy mapping ``{enabled, raise_at, cap_at, tiers, thread}`` (all optional)."""
         if spec is None:
             return cls()
         if isinstance(spec, TaskTable):
             return spec
         if not isinstance(spec, Mapping):
-            raise ValueError("task_table must be a mapping {enabled, raise_at, cap_at, tiers}")
-        unknown = set(spec) - {"enabled", "raise_at", "cap_at", "tiers"}
+            raise ValueError(
+                "task_table must be a mapping {enabled, raise_at, cap_at, tiers, thread}"
+            )
+        unknown = set(spec) - {"enabled", "raise_at", "cap_at", "tiers", "thread"}
         if unknown:
             raise ValueError(f"task_table: unknown keys {sorted(unknown)}")
-        enabled = spec.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise ValueError("task_table.enabled must be true or false")
+        switches = {}
+        for name in ("enabled", "thread"):
+            switches[name] = spec.get(name, True)
+            if not isinstance(switches[name], bool):
+                raise ValueError(f"task_table.{name} must be true or false")
         numbers = {}
         for name, default in (("raise_at", cls.raise_at), ("cap_at", cls.cap_at)):
             value = spec.get(name, default)
@@ -154,13 +170,20 @@ class TaskTable:
             isinstance(k, str) and isinstance(v, str) for k, v in tiers.items()
         ):
             raise ValueError("task_table.tiers must map kind names to a tier or auto")
-        return cls(enabled, numbers["raise_at"], numbers["cap_at"], dict(tiers))
+        return cls(
+            switches["enabled"],
+            numbers["raise_at"],
+            numbers["cap_at"],
+            dict(tiers),
+            switches["thread"],
+        )
 
     def verdict(
         self,
         kind_probabilities: Sequence[float] | np.ndarray,
         has_tools: bool,
         out_of_distribution: bool,
+        thread_probabilities: Sequence[float] | np.ndarray | None = None,
     ) -> TaskVerdict | None:
         """What the table does with a request whose reader gave ``kind_probabilities``.
 
@@ -171,10 +194,39 @@ class TaskTable:
         a request that reads mostly as an exam question is the model's to decide, it has the
         evidence there. Else the economy kinds cap it once they reach ``cap_at``. The kind named
         is the likeliest of the deciding group.
+
+        ``thread_probabilities`` are the reader's on the thread's user text (the last user turn
+        with the ones before it; all zero: no earlier user turn). A follow-up continues its
+        thread's task, so a thread whose kind the table raises higher than the last turn's
+        raises the decision. When the last turn reads as a value task of a
+        ``SELF_CONTAINED_KINDS`` kind ("compress what we settled into a memo", but also "go on,
+        write it up" after a proof), the two readings disagree and the table leaves the decision
+        to the model's risk, which reads the thread too. The thread never caps a decision
+        (escalation bias: a follow-up question in a math thread is a math task even when it reads
+        as a lookup; a value-kind thread leaves the last turn to itself).
         """
         if not self.enabled or has_tools or len(kind_probabilities) == 0:
             return None
-        probabilities = np.asarray(kind_probabilities, dtype=np.float64)
+        own = self._read(np.asarray(kind_probabilities, dtype=np.float64), out_of_distribution)
+        if thread_probabilities is None or not self.thread:
+            return own
+        thread = np.asarray(thread_probabilities, dtype=np.float64)
+        if not thread.any():
+            return own
+        continued = self._read(thread, out_of_distribution)
+        if continued is None or continued.action != "raise":
+            return own
+        if own is not None and own.action == "cap" and own.kind in SELF_CONTAINED_KINDS:
+            return None  # the table's two readings disagree: the model's risk decides
+        own_raises = own is not None and own.action == "raise"
+        if own is not None and own_raises and tier_rank(own.tier) >= tier_rank(continued.tier):
+            return own
+        return TaskVerdict(
+            continued.kind, continued.probability, continued.tier, "raise", thread=True
+        )
+
+    def _read(self, probabilities: np.ndarray, out_of_distribution: bool) -> TaskVerdict | None:
+        """The verdict of one reading (``verdict`` without the thread)."""
         grouped = self._groups @ probabilities
         model_decides = float(probabilities[self._auto_kinds].sum())
         for g, (tier, action, members) in enumerate(self._group_specs):

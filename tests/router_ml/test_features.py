@@ -278,3 +278,44 @@ def test_memoised_last_user_readings_equal_fresh_ones() -> None:
     assert not np.array_equal(first[2], first[4])
     with pytest.raises(ValueError, match="cache_size"):
         FeatureExtractor(cache_size=-1)
+
+
+def test_the_thread_reading_is_the_joined_user_text_in_the_last_turns_columns() -> None:
+    from router_ml.features import (
+        LAST_TURN_TEXT_FEATURES,
+        THREAD_FEATURES,
+        THREAD_TURNS,
+        thread_reading,
+    )
+
+    extractor = FeatureExtractor()
+    material = "Triangle ABC has sides 5, 12 and 13.\nIts incircle touches AB at D."
+    ask = "Find AD."
+    conversation = {
+        "messages": [
+            {"role": "user", "content": material},
+            {"role": "assistant", "content": "Understood."},
+            {"role": "user", "content": ask},
+        ]
+    }
+    row = extractor.extract(conversation)
+    joined = extractor.extract({"messages": [{"role": "user", "content": f"{material}\n\n{ask}"}]})
+    alone = extractor.extract({"messages": [{"role": "user", "content": ask}]})
+    last = [FEATURE_NAMES.index(name) for name in LAST_TURN_TEXT_FEATURES]
+    thread = [FEATURE_NAMES.index(name) for name in THREAD_FEATURES]
+    np.testing.assert_array_equal(row[last], alone[last])  # the last turn's own reading
+    np.testing.assert_array_equal(row[thread], joined[last])
+    rows, read = thread_reading(np.vstack([alone, row]))
+    assert rows.tolist() == [1]  # a single turn has no thread
+    np.testing.assert_array_equal(read[0][last], joined[last])
+    others = [i for i in range(N_FEATURES) if i not in last]
+    np.testing.assert_array_equal(read[0][others], row[others])
+    assert not alone[thread].any()
+    # Only the last THREAD_TURNS earlier user turns join the last one.
+    turns = []
+    for k in range(THREAD_TURNS + 2):
+        turns += [{"role": "user", "content": f"turn {k}"}, {"role": "assistant", "content": "ok"}]
+    long_chat = {"messages": turns[:-1]}
+    expected = "\n\n".join(f"turn {k}" for k in range(1, THREAD_TURNS + 2))
+    single = extractor.extract({"messages": [{"role": "user", "content": expected}]})
+    np.testing.assert_array_equal(extractor.extract(long_chat)[thread], single[last])

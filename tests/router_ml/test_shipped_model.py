@@ -63,3 +63,32 @@ def test_onnx_matches_lightgbm_on_real_requests() -> None:
     actual = TierModel.load(SHIPPED).predict_proba(features)
     assert actual.shape == expected.shape == (len(requests), 3)
     assert np.max(np.abs(actual - expected)) <= 1e-5
+
+
+def test_a_follow_up_is_routed_with_the_material_it_refers_to() -> None:
+    """The risk of a conversation is the higher of its two readings, and the trees never read the
+    thread columns themselves (they are zero in training)."""
+    from router_ml.features import FEATURE_INDEX, THREAD_FEATURES, thread_reading
+
+    router = Router.load()
+    material = (
+        "Let f be a continuous function on [0, 1] with f(0) = f(1). Prove that for every "
+        "positive integer n there is x in [0, 1 - 1/n] with f(x) = f(x + 1/n).\n"
+        "Then show by an example that the claim fails for every h in (0, 1) that is not 1/n."
+    )
+    conversation = {
+        "messages": [
+            {"role": "user", "content": material},
+            {"role": "assistant", "content": "Understood."},
+            {"role": "user", "content": "Go on, write it up."},
+        ]
+    }
+    features = router.features(conversation)[None, :]
+    rows, read = thread_reading(features)
+    expected = np.maximum(router.model.risks(features), router.model.risks(read))
+    np.testing.assert_allclose(router.model_risks(features), expected)
+    assert rows.tolist() == [0] and router.model_risks(features)[0, 0] >= 0.0
+    blind = features.copy()
+    blind[:, [FEATURE_INDEX[name] for name in THREAD_FEATURES]] = 0.0
+    np.testing.assert_array_equal(router.model.risks(blind), router.model.risks(features))
+    assert router.route(conversation).tier != "economy"

@@ -108,3 +108,40 @@ def test_the_reader_sees_the_head_and_the_tail() -> None:
     pooled = kind_token_ids(long, None)
     assert pooled == long[:KIND_HEAD_TOKENS] + long[-KIND_TAIL_TOKENS:]
     assert kind_token_ids(long, [7, 8, 9]) == [*long[:KIND_HEAD_TOKENS], 7, 8, 9]
+
+
+def test_a_follow_up_takes_the_kind_of_the_thread_it_continues() -> None:
+    table = TaskTable()
+    math_thread = _probabilities("hard_reasoning", 0.9)
+    question = _probabilities("lookup", 0.95)  # "and the area of its circumcircle?"
+    verdict = table.verdict(question, False, False, math_thread)
+    assert verdict == TaskVerdict("hard_reasoning", pytest.approx(0.9), "premium", "raise", True)
+    assert "of the conversation" in verdict.describe()
+    # No thread (all zeros, or none given): the last turn decides alone.
+    alone = table.verdict(question, False, False)
+    assert alone is not None and alone.action == "cap"
+    assert table.verdict(question, False, False, [0.0] * len(TASK_KINDS)) == alone
+    # A last turn that raises higher than the thread keeps its own verdict.
+    code = _probabilities("code_generation", 0.9)
+    extraction_thread = _probabilities("extraction", 0.9)
+    assert table.verdict(code, False, False, extraction_thread) == table.verdict(code, False, False)
+    # Extraction last turn in a math thread: the thread raises it further, to premium.
+    raised = table.verdict(extraction_thread, False, False, math_thread)
+    assert raised is not None and raised.tier == "premium" and raised.thread
+    # Tools still leave the decision to the model and the rules.
+    assert table.verdict(question, True, False, math_thread) is None
+
+
+def test_the_thread_never_caps_and_disagreeing_readings_leave_the_model_to_decide() -> None:
+    table = TaskTable()
+    value_thread = _probabilities("lookup", 0.95)
+    code = _probabilities("code_generation", 0.9)
+    assert table.verdict(code, False, False, value_thread) == table.verdict(code, False, False)
+    assert table.verdict(_probabilities("exam_question", 0.9), False, False, value_thread) is None
+    # "Compress what we settled into a memo" after a costly-if-wrong thread: no verdict.
+    compress = _probabilities("compression", 0.9)
+    assert table.verdict(compress, False, False, _probabilities("costly_if_wrong", 0.9)) is None
+    # After a value-kind thread the compression caps as it would alone.
+    alone = table.verdict(compress, False, False)
+    assert alone is not None and alone.action == "cap"
+    assert table.verdict(compress, False, False, value_thread) == alone

@@ -142,8 +142,73 @@ def test_read_gathers_what_pool_and_kind_probabilities_give() -> None:
     for n in (0, 5, 150, 192, 193, 300):
         head = rng.integers(0, 420, size=n).tolist()  # odd ids and ids past 400 are unknown
         for tail in (None, rng.integers(0, 420, size=80).tolist()):
-            vector, kinds = table.read(head, tail)
+            vector, evidence = table.read(head, tail)
             np.testing.assert_allclose(vector, table.pool(head), atol=1e-5)
+            assert evidence is not None
             expected = table.kind_probabilities(kind_token_ids(head, tail))
-            np.testing.assert_allclose(kinds, expected, atol=1e-5)
+            np.testing.assert_allclose(table.kinds_of([(evidence, 1.0)]), expected, atol=1e-5)
+            alone = table.read_kinds(head, tail)
+            assert alone is not None
+            np.testing.assert_allclose(alone.scores, evidence.scores, atol=1e-5)
     assert _table().read([3], None) == (_table().pool([3]), None)
+
+
+def test_readings_of_several_turns_pool_before_the_softmax() -> None:
+    """Two readings with factors 1 and 1 are one text of both turns' ids (weights add up)."""
+    table = _kind_table()
+    first = table.read_kinds([3, 3], None)
+    second = table.read_kinds([10], None)
+    assert first is not None and second is not None
+    pooled = table.kinds_of([(first, 1.0), (second, 1.0)])
+    np.testing.assert_allclose(pooled, table.kind_probabilities([3, 3, 10]), atol=1e-4)
+    # A factor of 0 leaves a reading out; no known id at all reads as zeros.
+    np.testing.assert_allclose(
+        table.kinds_of([(first, 1.0), (second, 0.0)]), table.kind_probabilities([3, 3]), atol=1e-4
+    )
+    empty = table.read_kinds([999], None)
+    assert empty is not None and table.kinds_of([(empty, 1.0)]) == [0.0] * len(TASK_KINDS)
+
+
+def _word_table(words: dict[str, str]) -> tuple[FeatureExtractor, dict[str, int]]:
+    """An extractor whose reader scores each word's o200k ids for the given kind only."""
+    counter = FeatureExtractor()._counter
+    owner: dict[int, str] = {}
+    for word, kind in words.items():
+        for token in counter.encode(word):
+            owner[token] = kind
+    ids = np.array(sorted(owner))
+    weights = np.zeros((ids.size, len(TASK_KINDS)))
+    for row, token in enumerate(ids.tolist()):
+        weights[row, TASK_KINDS.index(owner[token])] = 6.0
+    table = TextEmbedding(ids, np.zeros((ids.size, N_DIMS)), weights, np.zeros(len(TASK_KINDS)))
+    return FeatureExtractor(embedding=table), {k: TASK_KINDS.index(k) for k in words.values()}
+
+
+def test_the_thread_reading_joins_the_recent_user_turns_and_kinds_read_the_last_one() -> None:
+    from router_ml.features import THREAD_KIND_FEATURES, THREAD_TURNS
+
+    extractor, index = _word_table({" triangle": "hard_reasoning", " capital": "lookup"})
+    kind_start = FEATURE_NAMES.index("kind_classification")
+    thread_start = FEATURE_NAMES.index(THREAD_KIND_FEATURES[0])
+    n = len(TASK_KINDS)
+    single = extractor.extract({"messages": [{"role": "user", "content": "the capital"}]})
+    assert single[kind_start + index["lookup"]] > 0.5
+    assert not single[thread_start : thread_start + n].any()  # no earlier turn
+    follow_up = {
+        "messages": [
+            {"role": "user", "content": "a triangle triangle"},
+            {"role": "assistant", "content": "the capital capital capital"},  # not read
+            {"role": "user", "content": "the capital"},
+        ]
+    }
+    row = extractor.extract(follow_up)
+    np.testing.assert_array_equal(
+        row[kind_start : kind_start + n], single[kind_start : kind_start + n]
+    )
+    assert row[thread_start + index["hard_reasoning"]] > 0.5
+    # Only the THREAD_TURNS most recent earlier user turns count.
+    old = [{"role": "user", "content": "a triangle"}, {"role": "assistant", "content": "ok"}]
+    recent = [{"role": "user", "content": "the capital"}, {"role": "assistant", "content": "ok"}]
+    far = {"messages": [*old, *recent * THREAD_TURNS, {"role": "user", "content": "hi"}]}
+    thread = extractor.extract(far)[thread_start : thread_start + n]
+    assert thread[index["lookup"]] > 0.5 and thread[index["hard_reasoning"]] < 0.01

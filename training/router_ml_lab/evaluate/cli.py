@@ -90,6 +90,13 @@ def register_eval(subparsers: Any) -> None:
         help="evaluate a seeded random sample of N labeled records (quick runs)",
     )
     evaluate.add_argument(
+        "--as-follow-up",
+        action="store_true",
+        help="deliver each record as a conversation: its last user turn's material, an "
+        "assistant acknowledgement, then its last paragraph, line or sentence as the ask "
+        "(same labels; how routing holds when the ask is a follow-up)",
+    )
+    evaluate.add_argument(
         "--bench", action="store_true", help="also run the speed benchmark and put it in the report"
     )
     evaluate.set_defaults(func=run_eval)

@@ -92,10 +92,14 @@ def evaluate(
     runs: Sequence[RouterRun],
     context: dict[str, Any],
     skipped: dict[str, str] | None = None,
+    kinds: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Every metric for every router, pooled and per source, plus the label-noise reference."""
+    """Every metric for every router, pooled and per source, plus the label-noise reference.
+
+    ``kinds``: the traffic kind of each record (None: read from its request).
+    """
     sources = sorted(set(eval_set.sources))
-    kinds = request_kinds(eval_set)
+    kinds = request_kinds(eval_set) if kinds is None else kinds
     routers = []
     with Progress(len(runs), "metrics") as bar:
         for run in runs:

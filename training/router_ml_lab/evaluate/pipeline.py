@@ -27,7 +27,7 @@ from router_ml.tiers import TIERS
 from router_ml_lab.evaluate import plots
 from router_ml_lab.evaluate import report as report_module
 from router_ml_lab.evaluate.baselines import LearnedRouter, TierRouter, load_learned_router
-from router_ml_lab.evaluate.evaluate import RouterRun, evaluate, run_router
+from router_ml_lab.evaluate.evaluate import RouterRun, evaluate, request_kinds, run_router
 from router_ml_lab.evaluate.registry import ROUTERS, RouterContext, build_routers
 from router_ml_lab.evaluate.speed import (
     GENERATED_SIZES,
@@ -38,6 +38,7 @@ from router_ml_lab.evaluate.speed import (
 )
 from router_ml_lab.quality import DEFAULT_DATA
 from router_ml_lab.quality.evidence import Evidence, build_evidence
+from router_ml_lab.quality.follow_up import follow_up_set
 
 SAMPLE_SEED = 0
 LITELLM_REFERENCE = "LiteLLM complexity (heuristic)"
@@ -52,6 +53,9 @@ class EvalData:
     eval_set: Evidence
     train_set: Evidence | None
     context: dict[str, Any]
+    kinds: np.ndarray | None = None
+    """Traffic kind of each evaluated record when it is not read from ``eval_set``'s requests
+    (``--as-follow-up``: the kinds of the requests as recorded)."""
 
 
 def load_eval_data(
@@ -60,12 +64,15 @@ def load_eval_data(
     contract: EvaluationContract,
     split: str = "all",
     sample: int | None = None,
+    as_follow_up: bool = False,
 ) -> EvalData:
     """Read, label, price and split the traffic in ``data`` by the evaluated model's ``contract``.
 
     Tier representatives (which models stand for each tier on a source) are chosen on all the
     records read, as training chooses them: they define the label, from outcomes only, and no
     router sees them. The label rule, output-token default and split come from the contract.
+    ``as_follow_up`` delivers the chosen records as conversations (:mod:`.follow_up`), after the
+    split: the same records as without it.
     """
     from router_ml_lab.quality.data import read_traffic
     from router_ml_lab.quality.labels import Catalog, TierRepresentatives
@@ -100,7 +107,12 @@ def load_eval_data(
         "per tier and source; cheapest tier within tolerance of the best)",
         "tier_prices": {t: list(catalog.tier_prices[t]) for t in TIERS},
     }
-    return EvalData(eval_set, train_set, context)
+    if not as_follow_up:
+        return EvalData(eval_set, train_set, context)
+    kinds = request_kinds(eval_set)
+    eval_set, converted = follow_up_set(eval_set)
+    context["as_follow_up"] = {"converted": converted, "records": len(eval_set)}
+    return EvalData(eval_set, train_set, context, kinds)
 
 
 def model_contract(model_dir: str | None) -> EvaluationContract:
@@ -123,6 +135,8 @@ class EvalOptions:
     baselines: Sequence[str] = tuple(ROUTERS)
     rules_policy: str = "examples/policy-rules.yaml"
     sample: int | None = None
+    as_follow_up: bool = False
+    """Deliver each record's last user turn as material, acknowledgement, ask (``follow_up``)."""
 
 
 @dataclass
@@ -141,7 +155,12 @@ def run_evaluation(options: EvalOptions) -> Evaluation:
     data = list(options.data) or [str(data_root / "traffic")]
     catalog = options.catalog or str(_catalog_beside(data) or data_root / "models.json")
     loaded = load_eval_data(
-        data, catalog, model_contract(options.model), options.split, options.sample
+        data,
+        catalog,
+        model_contract(options.model),
+        options.split,
+        options.sample,
+        options.as_follow_up,
     )
     ours = load_learned_router(options.model, operating_point=options.operating_point)
     loaded.context.update(model_context(ours, options.split))
@@ -163,7 +182,7 @@ def run_evaluation(options: EvalOptions) -> Evaluation:
     for router, kind in routers:
         print(f"routing {len(loaded.eval_set)} records with {router.name}", file=sys.stderr)
         runs.append(run_router(router, loaded.eval_set, kind))
-    report = evaluate(loaded.eval_set, runs, loaded.context, skipped)
+    report = evaluate(loaded.eval_set, runs, loaded.context, skipped, loaded.kinds)
     return Evaluation(loaded, routers, skipped, report)
 
 
@@ -209,6 +228,7 @@ def eval_command(args: argparse.Namespace) -> int:
         baselines=args.baselines,
         rules_policy=args.rules_policy,
         sample=args.sample,
+        as_follow_up=args.as_follow_up,
     )
     result = run_evaluation(options)
     report_dir = Path(args.report)

@@ -173,6 +173,19 @@ def _majority(report: dict[str, Any]) -> float | None:
     return report["routers"][0]["pooled"]["majority_accuracy"] if report["routers"] else None
 
 
+def _follow_up_line(context: dict[str, Any]) -> list[str]:
+    """The ``--as-follow-up`` delivery, when the evaluation used it."""
+    follow_up = context.get("as_follow_up")
+    if not follow_up:
+        return []
+    return [
+        f"- Delivered as follow-ups (`--as-follow-up`, router_ml_lab/quality/follow_up.py): "
+        f"{follow_up['converted']} of {follow_up['records']} requests had their last user turn "
+        "split into the material and, after an assistant acknowledgement, the ask (same labels); "
+        "traffic kinds are those of the requests as recorded."
+    ]
+
+
 def _data_section(report: dict[str, Any], context: dict[str, Any]) -> list[str]:
     out = ["## What was evaluated", ""]
     if context.get("in_sample"):
@@ -190,6 +203,7 @@ def _data_section(report: dict[str, Any], context: dict[str, Any]) -> list[str]:
         f"(split: {context.get('split', 'all')}).",
         f"- Model: `{context.get('model', '?')}`; operating point "
         f"`{context.get('operating_point', '?')}`.",
+        *_follow_up_line(context),
         f"- Labels: {context.get('label_rule', '')}.",
         f"- Cost: catalog tier prices {context.get('tier_prices', {})} (USD per million "
         f"input/output tokens); input tokens of the whole request (tool schemas included) counted "

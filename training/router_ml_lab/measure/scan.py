@@ -238,7 +238,7 @@ def _scan_chunk(router: Router, rows: list[_Row]) -> PartitionScan:
             features[i] = router.features(row.parsed) if vector is None else vector
         else:
             features[i] = row.features
-    risks = router.model.risks(features).astype(np.float64)
+    risks = router.model_risks(features).astype(np.float64)
     tiers = np.zeros(len(rows), dtype=np.int64)
     auto = np.zeros(len(rows), dtype=bool)
     floors = np.zeros(len(rows), dtype=np.int64)

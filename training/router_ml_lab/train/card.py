@@ -146,6 +146,7 @@ def render_model_card(metadata: Mapping[str, Any]) -> str:
         *_per_kind(test.get("per_kind")),
         *_coverage(metrics.get("ood_flagged"), metadata.get("coverage")),
         *_envelope(metrics.get("envelope")),
+        *_delivery(metrics.get("delivery")),
         *(
             line
             for name, suite in metrics.get("sense_suites", {}).items()
@@ -327,6 +328,30 @@ def _envelope(envelope: Mapping[str, Any] | None) -> list[str]:
         f"change of that risk {_num(envelope['mean_abs_risk_change'], 4)}.",
         "",
     ]
+
+
+def _delivery(delivery: Mapping[str, Any] | None) -> list[str]:
+    if not delivery:
+        return []
+    out = [
+        "The router users run (default policy and operating point) on the same validation "
+        "requests as recorded, in that random envelope, and as a follow-up: the last user turn "
+        "split into its material and, after an assistant acknowledgement, its last paragraph, "
+        "line or sentence as the ask (router_ml_lab/quality/follow_up.py). The labels stand: "
+        "the request asks for the same thing. A follow-up is read with the thread's user text too "
+        "(router_ml.features.THREAD_FEATURES: the higher risk of the two readings).",
+        "",
+        "| delivered | n | changed | under-routing | economy share | cost vs premium | APGR | "
+        "AUC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in delivery.items():
+        out.append(
+            f"| {name} | {row['n']} | {row['changed']} | {_pct(row['under_routing'])} | "
+            f"{_pct(row['economy_share'])} | {_pct(row['cost_vs_premium'])} | "
+            f"{_num(row['apgr'], 2)} | {_num(row['auc_needs_above_economy'], 3)} |"
+        )
+    return [*out, ""]
 
 
 SUITE_ORIGINS = {

@@ -59,9 +59,17 @@ def fit_classifier(
     weights: np.ndarray,
     params: Mapping[str, Any],
     seed: int,
+    blind_columns: Sequence[int] = (),
 ) -> LGBMClassifier:
-    """Fit the multiclass LightGBM; deterministic for a given seed (single thread, row-wise)."""
-    features = np.asarray(features, dtype=np.float32)
+    """Fit the multiclass LightGBM; deterministic for a given seed (single thread, row-wise).
+
+    ``blind_columns`` are zeroed in the fitted copy: LightGBM drops a constant column, so no tree
+    reads them (``router_ml.features.MODEL_BLIND_FEATURES``), and the column sampling and
+    every tree are those of a fit without them.
+    """
+    features = np.array(features, dtype=np.float32)
+    if blind_columns:
+        features[:, list(blind_columns)] = 0.0
     labels = np.asarray(labels, dtype=np.int64)
     if features.ndim != 2 or features.shape[0] != labels.size or labels.size != len(weights):
         raise ValueError("features, labels and weights must have one row per record")

@@ -25,7 +25,9 @@ import numpy as np
 from router_ml.calibration import choose_tiers
 from router_ml.coverage import Coverage
 from router_ml.features import (
+    FEATURE_INDEX,
     FEATURE_SCHEMA,
+    MODEL_BLIND_FEATURES,
     TEXT_MEANING_FEATURES,
     FeatureExtractor,
 )
@@ -52,12 +54,15 @@ from router_ml_lab.train.calibrate import (
 )
 from router_ml_lab.train.censored import with_censored_rows
 from router_ml_lab.train.config import load_config
+from router_ml_lab.train.delivery import delivery_effect
 from router_ml_lab.train.difficulty import denoised_targets
 from router_ml_lab.train.export import check_parity, save_onnx, to_onnx
 from router_ml_lab.train.fit import fit_classifier, sample_weights
 from router_ml_lab.train.sample_size import small_data_warnings
 from router_ml_lab.train.task_kinds import KindExample, load_seed_corpus, real_examples
 from router_ml_lab.train.text_embedding import build_text_embedding, last_user_token_ids
+
+MODEL_BLIND_COLUMNS = tuple(FEATURE_INDEX[name] for name in MODEL_BLIND_FEATURES)
 
 _STAGES = ("read", "label", "features", "fit", "calibrate", "export", "test", "write")
 
@@ -216,7 +221,9 @@ def train(
     fit_x = np.vstack([enveloped_x, fit_features[n_plain:]])
     fit_y = np.concatenate([enveloped_y, targets[n_plain:]])
     fit_w = np.concatenate([enveloped_w, weights[n_plain:]])
-    model = fit_classifier(fit_x, fit_y, fit_w, config["model"], seed)
+    model = fit_classifier(
+        fit_x, fit_y, fit_w, config["model"], seed, blind_columns=MODEL_BLIND_COLUMNS
+    )
     coverage = Coverage.fit(
         FEATURE_SCHEMA.names,
         fit_x,
@@ -355,6 +362,9 @@ def train(
         "test": float(np.mean(coverage.scores(features[test]) >= coverage_threshold)),
         "unlabeled": flagged_shares(coverage, unlabeled_requests, embedding),
     }
+    metadata["metrics"]["delivery"] = delivery_effect(
+        router, evidence.subset(validation), config["augment"], seed
+    )
     metadata["metrics"]["task_kinds"] = task_kind_shares(
         router, {"validation": features[validation], "test": features[test]}
     )
