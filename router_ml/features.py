@@ -39,7 +39,6 @@ from router_ml.text_embedding import (
     KIND_TAIL_TOKENS,
     N_DIMS,
     VALUE_GRID,
-    KindEvidence,
     TextEmbedding,
 )
 from router_ml.tokenizer import ENCODING_NAME, EXACT_CHAR_CAP, TokenCounter
@@ -291,17 +290,16 @@ _TEXT_BLOCK = tuple(
         "tokens_per_char_last_user",
         *FEATURE_NAMES[_INDEX["n_lines"] : _INDEX["system_tokens_share"]],
         *TEXT_EMBEDDING_FEATURES,
+        *KIND_FEATURES,
     )
 )
-"""Features that depend on the last user turn's text alone (a memoised reading holds them, and
-the turn's task-kind evidence, which the conversation's kinds pool with the earlier turns')."""
+"""Features that depend on the last user turn's text alone (what a memoised reading holds)."""
 _KIND_START = _INDEX[KIND_FEATURES[0]]
 _THREAD_TARGETS = np.array([_INDEX[name] for name in LAST_TURN_TEXT_FEATURES])
 _THREAD_SOURCES = np.array([_INDEX[name] for name in THREAD_FEATURES])
 _THREAD_TOKENS = _INDEX["thread_tokens_last_user"]
 _TOKENS_LAST_USER = _INDEX["tokens_last_user"]
 _THREAD_TEXT_BLOCK = tuple(_INDEX[f"thread_{FEATURE_NAMES[i]}"] for i in _TEXT_BLOCK)
-_THREAD_KIND_START = _INDEX[f"thread_{KIND_FEATURES[0]}"]
 # Every feature is a count, share or code (>= 0) except the embedding's centred PCA components.
 _LOWER_BOUNDS = np.array(
     [-FLOAT32_EXACT_MAX if n in TEXT_EMBEDDING_FEATURES else 0.0 for n in FEATURE_NAMES]
@@ -481,10 +479,6 @@ class FeatureExtractor:
         block = _THREAD_TEXT_BLOCK if thread else _TEXT_BLOCK
         for index, value in zip(block, reading.block, strict=True):
             values[index] = value
-        embedding = self._embedding
-        if reading.kinds is not None and embedding is not None:
-            start = _THREAD_KIND_START if thread else _KIND_START
-            values[start : start + len(TASK_KINDS)] = embedding.kinds_of([(reading.kinds, 1.0)])
 
     def _read_user_turn(self, text: str, signal_text: str, memoise: bool) -> _Reading:
         """Read a user text (the last turn with its tool-call text, or the thread's turns
@@ -504,12 +498,12 @@ class FeatureExtractor:
             if cached is not None:
                 return cached
         scratch = [0.0] * N_FEATURES
-        tokens, kinds = self._read_text(text, scratch)
+        tokens = self._read_text(text, scratch)
         if signal_text:
             scratch[_INDEX["chars_last_user"]] = len(signal_text)
             scratch[_INDEX["tokens_per_char_last_user"]] = tokens / len(signal_text)
             _text_signals(signal_text[:SIGNAL_CHAR_CAP], scratch)
-        reading = _Reading(tokens, tuple(scratch[index] for index in _TEXT_BLOCK), kinds)
+        reading = _Reading(tokens, tuple(scratch[index] for index in _TEXT_BLOCK))
         if key is not None:
             with self._lock:
                 if len(self._readings) >= self._cache_size:
@@ -517,12 +511,12 @@ class FeatureExtractor:
                 self._readings[key] = reading
         return reading
 
-    def _read_text(self, text: str, values: list[float]) -> tuple[int, KindEvidence | None]:
-        """Token count of the turn and its kind evidence; writes its embedding into ``values``.
-        Both come from the same token ids."""
+    def _read_text(self, text: str, values: list[float]) -> int:
+        """Token count of the text; writes its embedding and task kinds (from the same token ids)
+        into ``values``."""
         embedding = self._embedding
         if embedding is None:
-            return self._counter.count(text), None
+            return self._counter.count(text)
         if len(text) <= EMBED_CHAR_CAP:
             ids = self._counter.encode(text)
             tokens = len(ids)  # what count() gives for a text this short
@@ -534,7 +528,9 @@ class FeatureExtractor:
         vector, kinds = embedding.read(ids, tail)
         start = _INDEX["text_emb_0"]
         values[start : start + N_DIMS] = vector
-        return tokens, kinds
+        if kinds is not None:
+            values[_KIND_START : _KIND_START + len(TASK_KINDS)] = kinds
+        return tokens
 
 
 @dataclass(frozen=True)
@@ -544,7 +540,6 @@ class _Reading:
     tokens: int
     block: tuple[float, ...]
     """The ``_TEXT_BLOCK`` features' values, in that order."""
-    kinds: KindEvidence | None
 
 
 def _text_signals(text: str, v: list[float]) -> None:

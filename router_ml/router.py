@@ -229,11 +229,14 @@ class Router:
         if tier != AUTO:
             return self._policy_decision(tier, rule, start)
         features = self._extractor.extract_parsed(parsed)
-        if features[_THREAD_TOKENS] > 0:
-            risks = self.model_risks(features[None, :])[0].tolist()
-        else:
-            probabilities = self.model.predict_proba(features[None, :])[0].tolist()
-            risks = self.model.calibrator.risk_row(probabilities)
+        rows = features[None, :]
+        if features[_THREAD_TOKENS] > 0:  # model_risks, in one model call and no array maths
+            rows = np.vstack([rows, thread_reading(rows)[1]])
+        probabilities = self.model.predict_proba(rows).tolist()
+        risks = self.model.calibrator.risk_row(probabilities[0])
+        if len(probabilities) > 1:
+            thread = self.model.calibrator.risk_row(probabilities[1])
+            risks = [max(own, read) for own, read in zip(risks, thread, strict=True)]
         return self._auto_decision(risks, rule, start, features, thresholds)
 
     def route_or_safe(

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -89,17 +87,6 @@ def kind_position_weights(n_ids: int) -> np.ndarray:
         weights[KIND_EDGE_TOKENS:-KIND_EDGE_TOKENS] = KIND_MIDDLE_WEIGHT
     weights.setflags(write=False)
     return weights
-
-
-@dataclass(frozen=True)
-class KindEvidence:
-    """What the task-kind reader saw in one text: the position-weighted sum of its known ids' kind
-    scores (float64, ``TASK_KINDS`` order) and the weight behind it. Readings of several turns add
-    up before the one softmax (``TextEmbedding.kinds_of``): a conversation reads as one text whose
-    earlier turns weigh less than its last."""
-
-    scores: np.ndarray
-    weight: float
 
 
 class TextEmbedding:
@@ -177,69 +164,33 @@ class TextEmbedding:
 
     def read(
         self, head_ids: list[int], tail_ids: list[int] | None
-    ) -> tuple[list[float], KindEvidence | None]:
-        """The embedding of ``head_ids`` and the reader's evidence on ``kind_token_ids(head_ids,
-        tail_ids)`` (None without a reader): ``pool`` and ``read_kinds`` in one gather."""
+    ) -> tuple[list[float], list[float] | None]:
+        """The embedding of ``head_ids`` and the kind probabilities of ``kind_token_ids(head_ids,
+        tail_ids)`` (None without a reader): ``pool`` and ``kind_probabilities`` in one gather."""
         if self.kind_weights is None:
             return self.pool(head_ids), None
         if not head_ids:
-            return [0.0] * N_DIMS, self.read_kinds(head_ids, tail_ids)
+            return [0.0] * N_DIMS, self.kind_probabilities(kind_token_ids(head_ids, tail_ids))
         gathered, known = self._gather(head_ids)
-        return self._mean_vector(gathered, known), self._kind_evidence(
-            head_ids, tail_ids, gathered, known
-        )
-
-    def read_kinds(self, head_ids: list[int], tail_ids: list[int] | None) -> KindEvidence | None:
-        """The reader's evidence on ``kind_token_ids(head_ids, tail_ids)`` without the embedding
-        (an earlier turn of a conversation); None without a reader."""
-        if self.kind_weights is None:
-            return None
-        ids = kind_token_ids(head_ids, tail_ids)
-        if not ids:
-            return KindEvidence(np.zeros(len(TASK_KINDS)), 0.0)
-        gathered, known = self._gather(ids)
-        return self._weighted_sum(gathered[:, N_DIMS:], known)
-
-    def _kind_evidence(
-        self,
-        head_ids: list[int],
-        tail_ids: list[int] | None,
-        gathered: np.ndarray,
-        known: np.ndarray,
-    ) -> KindEvidence:
-        """``read_kinds`` reusing the rows of ``head_ids`` already gathered for the embedding."""
+        embedding = self._mean_vector(gathered, known)
         if tail_ids is None and len(head_ids) <= KIND_HEAD_TOKENS + KIND_TAIL_TOKENS:
-            return self._weighted_sum(gathered[:, N_DIMS:], known)
+            return embedding, self._weighted_softmax(gathered[:, N_DIMS:], known)
         if tail_ids is None:
             tail, tail_known = gathered[-KIND_TAIL_TOKENS:], known[-KIND_TAIL_TOKENS:]
         else:
             tail, tail_known = self._gather(tail_ids[-KIND_TAIL_TOKENS:])
-        return self._weighted_sum(
+        return embedding, self._weighted_softmax(
             np.vstack([gathered[:KIND_HEAD_TOKENS, N_DIMS:], tail[:, N_DIMS:]]),
             np.concatenate([known[:KIND_HEAD_TOKENS], tail_known]),
         )
 
-    @staticmethod
-    def _weighted_sum(scores: np.ndarray, known: np.ndarray) -> KindEvidence:
-        """The position-weighted sum of the known ids' kind ``scores`` and its total weight."""
+    def _weighted_softmax(self, scores: np.ndarray, known: np.ndarray) -> list[float]:
+        """Softmax of the position-weighted mean of the known ids' kind ``scores`` plus the bias."""
         weights = kind_position_weights(len(known)) * known
-        return KindEvidence(
-            (weights @ scores).astype(np.float64), float(weights.sum(dtype=np.float64))
-        )
-
-    def kinds_of(self, readings: Sequence[tuple[KindEvidence, float]]) -> list[float]:
-        """Task-kind probabilities of several readings pooled with a factor each: the softmax of
-        ``sum(f * scores) / sum(f * weight)`` plus the bias, so one text read alone gives the
-        softmax of its position-weighted mean (zeros without a reader or a known id)."""
-        n_kinds = len(TASK_KINDS)
-        total = sum(factor * evidence.weight for evidence, factor in readings)
+        total = float(weights.sum())
         if not total or self.kind_bias is None:
-            return [0.0] * n_kinds
-        pooled = np.zeros(n_kinds)
-        for evidence, factor in readings:
-            if factor and evidence.weight:
-                pooled += factor * evidence.scores
-        logits = pooled / total + self.kind_bias
+            return [0.0] * len(TASK_KINDS)
+        logits = (weights @ scores) / total + self.kind_bias
         exp = np.exp(logits - logits.max())
         return _on_grid(exp / exp.sum())
 
@@ -249,7 +200,7 @@ class TextEmbedding:
         if self.kind_weights is None or not token_ids:
             return [0.0] * len(TASK_KINDS)
         gathered, known = self._gather(token_ids)
-        return self.kinds_of([(self._weighted_sum(gathered[:, N_DIMS:], known), 1.0)])
+        return self._weighted_softmax(gathered[:, N_DIMS:], known)
 
     def save(self, directory: str | os.PathLike[str]) -> str:
         """Write ``text_embedding.npz`` into ``directory``; returns its sha256."""

@@ -142,31 +142,11 @@ def test_read_gathers_what_pool_and_kind_probabilities_give() -> None:
     for n in (0, 5, 150, 192, 193, 300):
         head = rng.integers(0, 420, size=n).tolist()  # odd ids and ids past 400 are unknown
         for tail in (None, rng.integers(0, 420, size=80).tolist()):
-            vector, evidence = table.read(head, tail)
+            vector, kinds = table.read(head, tail)
             np.testing.assert_allclose(vector, table.pool(head), atol=1e-5)
-            assert evidence is not None
             expected = table.kind_probabilities(kind_token_ids(head, tail))
-            np.testing.assert_allclose(table.kinds_of([(evidence, 1.0)]), expected, atol=1e-5)
-            alone = table.read_kinds(head, tail)
-            assert alone is not None
-            np.testing.assert_allclose(alone.scores, evidence.scores, atol=1e-5)
+            np.testing.assert_allclose(kinds, expected, atol=1e-5)
     assert _table().read([3], None) == (_table().pool([3]), None)
-
-
-def test_readings_of_several_turns_pool_before_the_softmax() -> None:
-    """Two readings with factors 1 and 1 are one text of both turns' ids (weights add up)."""
-    table = _kind_table()
-    first = table.read_kinds([3, 3], None)
-    second = table.read_kinds([10], None)
-    assert first is not None and second is not None
-    pooled = table.kinds_of([(first, 1.0), (second, 1.0)])
-    np.testing.assert_allclose(pooled, table.kind_probabilities([3, 3, 10]), atol=1e-4)
-    # A factor of 0 leaves a reading out; no known id at all reads as zeros.
-    np.testing.assert_allclose(
-        table.kinds_of([(first, 1.0), (second, 0.0)]), table.kind_probabilities([3, 3]), atol=1e-4
-    )
-    empty = table.read_kinds([999], None)
-    assert empty is not None and table.kinds_of([(empty, 1.0)]) == [0.0] * len(TASK_KINDS)
 
 
 def _word_table(words: dict[str, str]) -> tuple[FeatureExtractor, dict[str, int]]:
