@@ -283,17 +283,9 @@ them: a word the benchmark traffic never used ("rewrite") says what the task is,
 table reads (``router_ml.task_kinds``); it does not put the request outside what the risk
 model has seen, as a tool error, a second turn or CJK text do. The thread reading is not checked
 either: the request as it is is (its conversation size and shape included)."""
-_TEXT_BLOCK = tuple(
-    _INDEX[name]
-    for name in (
-        "chars_last_user",
-        "tokens_per_char_last_user",
-        *FEATURE_NAMES[_INDEX["n_lines"] : _INDEX["system_tokens_share"]],
-        *TEXT_EMBEDDING_FEATURES,
-        *KIND_FEATURES,
-    )
-)
-"""Features that depend on the last user turn's text alone (what a memoised reading holds)."""
+_TEXT_BLOCK = tuple(_INDEX[name] for name in LAST_TURN_TEXT_FEATURES if name != "tokens_last_user")
+"""Features that depend on the last user turn's text alone (what a memoised reading holds, with
+the token count beside it)."""
 _KIND_START = _INDEX[KIND_FEATURES[0]]
 _THREAD_TARGETS = np.array([_INDEX[name] for name in LAST_TURN_TEXT_FEATURES])
 _THREAD_SOURCES = np.array([_INDEX[name] for name in THREAD_FEATURES])
@@ -482,8 +474,7 @@ class FeatureExtractor:
 
     def _read_user_turn(self, text: str, signal_text: str, memoise: bool) -> _Reading:
         """Read a user text (the last turn with its tool-call text, or the thread's turns
-        joined): token count, text-block features (signals from ``signal_text``), task-kind
-        evidence.
+        joined): token count and text-block features (signals from ``signal_text``).
 
         The reading depends on the text alone, and agents resend the same user turns with every
         tool round and retries resend them whole; so readings are memoised (keyed by length and
@@ -535,7 +526,7 @@ class FeatureExtractor:
 
 @dataclass(frozen=True)
 class _Reading:
-    """One user turn's reading (``FeatureExtractor._read_user_turn``)."""
+    """One user text's reading: the last turn's, or the thread's (``_read_user_turn``)."""
 
     tokens: int
     block: tuple[float, ...]

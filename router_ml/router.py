@@ -333,10 +333,12 @@ class Router:
         where a row continues a thread: as it is, and with the thread's user text as its last
         turn (``features.thread_reading``). Escalation bias: an unrelated earlier turn can only
         raise a decision, and a follow-up is judged with the material it refers to."""
-        risks = self.model.risks(features)
         rows, read = thread_reading(features)
-        if rows.size:
-            risks[rows] = np.maximum(risks[rows], self.model.risks(read))
+        if not rows.size:
+            return self.model.risks(features)
+        both = self.model.risks(np.vstack([features, read]))  # one model call for both readings
+        risks = both[: len(features)]
+        risks[rows] = np.maximum(risks[rows], both[len(features) :])
         return risks
 
     def bounded_risks(self, features: np.ndarray) -> np.ndarray:

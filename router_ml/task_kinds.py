@@ -86,7 +86,8 @@ class TaskVerdict:
     action: str
     """``"raise"`` or ``"cap"``."""
     thread: bool = False
-    """Whether the kind was read from the earlier user turns the last one continues."""
+    """Whether the kind was read from the thread's user text (the last user turn with the ones
+    before it), not from the last turn alone."""
 
     def describe(self) -> str:
         if self.action == "raise":
@@ -118,8 +119,8 @@ class TaskTable:
     tiers : mapping
         Kind → tier or ``auto``; kinds left out are ``auto``.
     thread : bool
-        Whether a follow-up takes the kind of the earlier user turns it continues when the table
-        raises that kind higher (``verdict``). False: the last user turn alone decides.
+        Whether a follow-up takes the kind of the thread it continues when the table raises that
+        kind higher (``verdict``). False: the last user turn alone decides.
     """
 
     enabled: bool = True
@@ -218,8 +219,11 @@ class TaskTable:
             return own
         if own is not None and own.action == "cap" and own.kind in SELF_CONTAINED_KINDS:
             return None  # the table's two readings disagree: the model's risk decides
-        own_raises = own is not None and own.action == "raise"
-        if own is not None and own_raises and tier_rank(own.tier) >= tier_rank(continued.tier):
+        if (
+            own is not None
+            and own.action == "raise"
+            and tier_rank(own.tier) >= tier_rank(continued.tier)
+        ):
             return own
         return TaskVerdict(
             continued.kind, continued.probability, continued.tier, "raise", thread=True

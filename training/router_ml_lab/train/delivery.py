@@ -10,7 +10,7 @@ rule, task table and thread reading included), unlike the model-only envelope ch
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from router_ml.calibration import choose_tiers
@@ -19,17 +19,18 @@ from router_ml_lab.quality import metrics as m
 from router_ml_lab.quality.evidence import Evidence
 from router_ml_lab.quality.follow_up import follow_up_set
 from router_ml_lab.quality.summary import routing_summary
-from router_ml_lab.train.augment import augment_requests
 
 DELIVERIES = ("as recorded", "in a gateway envelope", "as a follow-up")
 
 
 def delivery_effect(
-    router: Router, evidence: Evidence, augment_spec: Mapping[str, Any], seed: int
+    router: Router, evidence: Evidence, enveloped: Sequence[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    """Per delivery: records changed, under-routing, economy share, cost, APGR and AUC."""
-    rates = {k: v for k, v in augment_spec.items() if k != "copies"}
-    enveloped = augment_requests(list(evidence.requests), rates, seed + 1000)
+    """Per delivery: records changed, under-routing, economy share, cost, APGR and AUC.
+
+    ``enveloped``: ``evidence``'s requests in a random envelope (``augment.augment_requests``),
+    in the same order.
+    """
     follow_ups, converted = follow_up_set(evidence)
     deliveries: Sequence[tuple[str, Sequence[dict[str, Any]], int]] = (
         (DELIVERIES[0], evidence.requests, 0),

@@ -67,8 +67,9 @@ def fit_classifier(
     reads them (``router_ml.features.MODEL_BLIND_FEATURES``), and the column sampling and
     every tree are those of a fit without them.
     """
-    features = np.array(features, dtype=np.float32)
+    features = np.asarray(features, dtype=np.float32)
     if blind_columns:
+        features = features.copy()  # the caller's matrix keeps its values
         features[:, list(blind_columns)] = 0.0
     labels = np.asarray(labels, dtype=np.int64)
     if features.ndim != 2 or features.shape[0] != labels.size or labels.size != len(weights):

@@ -239,15 +239,15 @@ def train(
         val_probabilities, labels[validation], centered=config["calibration"]["centered"]
     )
     val_risks = calibrator.risks(val_probabilities)
-    envelope = envelope_effect(
-        model,
-        calibrator,
+    # One random envelope of the validation requests, measured by the model here and by the
+    # written router (delivery_effect) below.
+    enveloped_validation = augment_requests(
         [records[i].request for i in np.flatnonzero(validation)],
-        val_risks,
-        labels[validation],
-        config["augment"],
-        seed,
-        embedding,
+        {k: v for k, v in config["augment"].items() if k != "copies"},  # measured with copies: 0
+        seed + 1000,
+    )
+    envelope = envelope_effect(
+        model, calibrator, enveloped_validation, val_risks, labels[validation], embedding
     )
     val_evidence = evidence.subset(validation)
 
@@ -363,7 +363,7 @@ def train(
         "unlabeled": flagged_shares(coverage, unlabeled_requests, embedding),
     }
     metadata["metrics"]["delivery"] = delivery_effect(
-        router, evidence.subset(validation), config["augment"], seed
+        router, evidence.subset(validation), enveloped_validation
     )
     metadata["metrics"]["task_kinds"] = task_kind_shares(
         router, {"validation": features[validation], "test": features[test]}
@@ -438,18 +438,14 @@ def augmented_training_rows(
 def envelope_effect(
     model: Any,
     calibrator: Any,
-    requests: Sequence[dict[str, Any]],
+    enveloped_requests: Sequence[dict[str, Any]],
     risks: np.ndarray,
     labels: np.ndarray,
-    spec: dict[str, Any],
-    seed: int,
     embedding: TextEmbedding | None = None,
 ) -> dict[str, float]:
-    """How the validation risks move when the same requests arrive in a random envelope."""
-    rates = {k: v for k, v in spec.items() if k != "copies"}  # measured even with copies: 0
-    enveloped = request_features(
-        augment_requests(requests, rates, seed + 1000), False, embedding=embedding
-    )
+    """How the validation risks move when the same requests arrive in a random envelope
+    (``enveloped_requests``, in the order of ``risks``)."""
+    enveloped = request_features(enveloped_requests, False, embedding=embedding)
     moved = calibrator.risks(model.predict_proba(enveloped))
     return {
         "auc_needs_above_economy": m.roc_auc(risks[:, 0], labels > 0),
