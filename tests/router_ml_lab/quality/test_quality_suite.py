@@ -47,14 +47,15 @@ def test_scoring_counts_hard_above_economy_and_easy_at_economy(tiny_model_dir: P
 
 @pytest.mark.parametrize(
     ("path", "hard_floor", "easy_floor"),
-    [(SENSE, 0.96, 0.92), (SENSE_CHECK, 0.94, 0.75)],
+    [(SENSE, 0.96, 0.92), (SENSE_CHECK, 0.94, 0.8)],
     ids=lambda value: getattr(value, "name", str(value)),
 )
 def test_shipped_model_keeps_its_suite_result(
     path: Path, hard_floor: float, easy_floor: float
 ) -> None:
     """The shipped model routes each suite as recorded at training, and no worse than the floors
-    (this release's result: sense 28 of 29 hard, 24 of 26 easy; sense-check below)."""
+    (this release's result: sense 29 of 29 hard, 25 of 26 easy; sense-check 54 of 56, 40 of
+    48)."""
     metrics = json.loads((SHIPPED / "metadata.json").read_text())["metrics"]
     recorded = metrics["sense_suites"][path.name]
     now = summarize(run_suite(Router.load(), load_suite(path)))

@@ -135,3 +135,51 @@ def test_the_fold_is_exactly_the_classifier_on_what_the_runtime_pools() -> None:
     expected /= expected.sum(axis=1, keepdims=True)
     got = np.array([table.kind_probabilities(ids) for ids in token_ids])
     np.testing.assert_allclose(got, expected, atol=2e-3)  # float16 table at run time
+
+
+def test_vocabulary_keeps_example_ids_seen_in_two_examples_only() -> None:
+    """An id of the kind examples joins the table only when two examples share it; corpus ids
+    and whole words always do."""
+    from router_ml.tokenizer import get_encoding
+    from router_ml_lab.train.task_kinds import KindExample
+
+    encoding = get_encoding()
+    once, twice, corpus_only = (encoding.encode_ordinary(w) for w in (" zqxv", " wombat", " 8812"))
+    examples = [
+        KindExample("lookup", "what is a wombat"),
+        KindExample("lookup", "tell me about a wombat"),
+        KindExample("classification", "label zqxv"),
+    ]
+    vocabulary = set(te.embedding_vocabulary(_FakeStatic(), [corpus_only], examples).tolist())
+    assert set(twice) <= vocabulary and set(corpus_only) <= vocabulary
+    assert not set(once) & vocabulary - set(twice) - set(corpus_only)
+    poem = encoding.encode_ordinary(" poem")
+    assert poem[0] in vocabulary  # a whole word of the static model
+
+
+def test_transfer_accuracy_credits_examples_that_teach_the_held_out_kinds() -> None:
+    """Held-out examples whose marker words only the added batch teaches read far better with
+    that batch than without it."""
+    from router_ml.task_kinds import TASK_KINDS
+    from router_ml_lab.train.task_kinds import KindExample, reader_token_ids, transfer_accuracy
+
+    rng = np.random.default_rng(5)
+    fillers = [f"f{k}" for k in range(30)]
+
+    def example(kind_index: int, marker: str) -> KindExample:
+        words = [*rng.choice(fillers, size=6), marker, marker]
+        return KindExample(TASK_KINDS[kind_index], " ".join(words))
+
+    # Held out: each kind's marker shared with the added batch, but also a noisy second marker.
+    held_out = [
+        example(k, f"m{k}" if i % 2 else f"n{(k + i) % 13}") for k in range(13) for i in range(10)
+    ]
+    added = [example(k, f"m{k}") for k in range(13) for _ in range(10)]
+    ids = reader_token_ids([e.text for e in held_out + added])
+    vocabulary = np.array(sorted({t for x in ids for t in x}))
+    vectors = rng.normal(size=(vocabulary.size, 8))
+    result = transfer_accuracy(held_out, added, [], vocabulary, vectors, seed=0)
+    assert set(result) == {"without", "with"}
+    assert result["with"]["kind_accuracy"] > result["without"]["kind_accuracy"] + 0.1
+    for reading in result.values():
+        assert 0 <= reading["above_economy_read_as_economy"] <= 1 - reading["tier_accuracy"]

@@ -7,9 +7,9 @@
    reused by later runs, which then need neither torch nor the transformer.
 2. **Map to o200k**: every o200k token id occurring in the corpus (the labeled traffic and the
    unlabeled request sets) gets the static model's vector of its decoded text.
-   The vocabulary also takes the ids of the task-kind examples and every o200k token that is a
-   whole word of the static model's vocabulary, so a request using a word the traffic never had
-   ("limerick", "tl;dr") still reads.
+   The vocabulary also takes the ids that occur in at least two task-kind examples and every
+   o200k token that is a whole word of the static model's vocabulary, so a request using a word
+   the traffic never had ("limerick", "tl;dr") still reads.
 3. **Reduce**: PCA fitted on the mean token vectors of the *training split's* last user turns,
    centred there; the table stores each token's projected, centred vector, so the mean over a
    text's tokens is exactly that text's PCA projection. ``N_DIMS`` components are kept.
@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,12 @@ import numpy as np
 from router_ml.request import parse_request
 from router_ml.text_embedding import EMBED_CHAR_CAP, N_DIMS, TextEmbedding
 from router_ml.tokenizer import TokenCounter, get_encoding
-from router_ml_lab.train.task_kinds import KindExample, fit_kind_reader, reader_token_ids
+from router_ml_lab.train.task_kinds import (
+    MIN_EXAMPLES,
+    KindExample,
+    fit_kind_reader,
+    reader_token_ids,
+)
 
 STATIC_MODEL_DIR = "minilm-static"
 
@@ -93,6 +99,33 @@ def word_token_ids(static_model: Any) -> set[int]:
     return ids
 
 
+def embedding_vocabulary(
+    static_model: Any, corpus_ids: Iterable[list[int]], kind_examples: Sequence[KindExample]
+) -> np.ndarray:
+    """The o200k ids the table keeps: every id of the corpus, every whole word of the static
+    model, and the ids of the task-kind examples that occur in at least ``MIN_EXAMPLES`` of them.
+
+    An id seen in one example only (a name or a number in a pasted document) teaches the reader
+    nothing it can reuse, and each kept id costs a row of the shipped table (the model directory
+    stays within 5 MB).
+    """
+    ids = {i for token_ids in corpus_ids for i in token_ids} | word_token_ids(static_model)
+    examples_with: Counter[int] = Counter()
+    for token_ids in reader_token_ids([e.text for e in kind_examples]):
+        examples_with.update(set(token_ids))
+    ids.update(i for i, n in examples_with.items() if n >= MIN_EXAMPLES)
+    return np.array(sorted(ids), dtype=np.int64)
+
+
+def static_vectors(static_model: Any, vocabulary: np.ndarray) -> np.ndarray:
+    """The static model's (float64) vector of each o200k id's decoded text, one row per id."""
+    encoding = get_encoding()
+    strings = [
+        encoding.decode_single_token_bytes(int(i)).decode("utf-8", "replace") for i in vocabulary
+    ]
+    return np.asarray(static_model.encode(strings, show_progress_bar=False), dtype=np.float64)
+
+
 def build_text_embedding(
     train_ids: Sequence[list[int]],
     corpus_ids: Sequence[list[int]],
@@ -103,18 +136,8 @@ def build_text_embedding(
     """The reduced table over the corpus vocabulary, PCA fitted on ``train_ids`` texts, with the
     task-kind reader fitted on ``kind_examples`` (none: no reader); and the reader's report."""
     static_model = distilled_static_model(cache_dir)
-    vocabulary_ids = {i for ids in corpus_ids for i in ids} | word_token_ids(static_model)
-    for ids in reader_token_ids([e.text for e in kind_examples]):
-        vocabulary_ids.update(ids)
-    vocabulary = np.array(sorted(vocabulary_ids), dtype=np.int64)
-    encoding = get_encoding()
-    strings = [
-        encoding.decode_single_token_bytes(int(i)).decode("utf-8", "replace") for i in vocabulary
-    ]
-    vectors = np.asarray(
-        static_model.encode(strings, show_progress_bar=False),
-        dtype=np.float64,
-    )
+    vocabulary = embedding_vocabulary(static_model, corpus_ids, kind_examples)
+    vectors = static_vectors(static_model, vocabulary)
     row = {int(token): k for k, token in enumerate(vocabulary)}
     pooled = np.array(
         [
