@@ -22,21 +22,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+from labeled_traffic import labeled_traffic
 from lightgbm import LGBMClassifier
 from sklearn.model_selection import KFold
 
-from router_ml.features import FEATURE_INDEX, KIND_FEATURES, THREAD_FEATURES
+from router_ml.features import FEATURE_INDEX, KIND_FEATURES
 from router_ml.text_embedding import FILE_NAME, TextEmbedding
 from router_ml_lab.quality import metrics
-from router_ml_lab.quality.data import read_traffic
 from router_ml_lab.quality.evidence import Evidence, build_evidence
 from router_ml_lab.quality.kinds import traffic_kinds
-from router_ml_lab.quality.labels import Catalog, TierRepresentatives
-from router_ml_lab.quality.splits import TRAIN, VALIDATION, assign_splits
+from router_ml_lab.quality.splits import TRAIN, VALIDATION
 from router_ml_lab.quality.summary import routellm_metrics
-from router_ml_lab.train.config import load_config
 from router_ml_lab.train.fit import fit_classifier, sample_weights
-from router_ml_lab.train.pipeline import request_features
+from router_ml_lab.train.pipeline import MODEL_BLIND_COLUMNS, request_features
 
 CHAT_SOURCE = "arena_bench"
 FOLD_SEEDS = (0, 1, 2)
@@ -55,18 +53,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    config = load_config(None)
-    catalog = Catalog.from_file(f"{args.data}/models.json")
-    records, _ = read_traffic([f"{args.data}/traffic"], known_models=catalog.model_tier)
-    representatives = TierRepresentatives.fit(
-        records, catalog, config["labels"]["per_tier"], config["labels"]["tolerance"]
-    )
-    labels = [representatives.label(r) for r in records]
-    records = [r for r, label in zip(records, labels, strict=True) if label is not None]
-    y = np.array([label for label in labels if label is not None], dtype=np.int64)
+    traffic = labeled_traffic(args.data, args.seed)
+    config, records, y, splits = traffic.config, traffic.records, traffic.labels, traffic.splits
     sources = np.array([r.source for r in records])
-    fractions = tuple(float(f) for f in config["split"]["fractions"])
-    splits = assign_splits([r.request for r in records], fractions, args.seed)
     chat = np.flatnonzero(sources == CHAT_SOURCE)
     fixed = np.flatnonzero((splits == TRAIN) & (sources != CHAT_SOURCE))
     train, validation = np.flatnonzero(splits == TRAIN), np.flatnonzero(splits == VALIDATION)
@@ -74,7 +63,8 @@ def main() -> None:
 
     def evidence(rows: np.ndarray) -> Evidence:
         chosen = [records[i] for i in rows]
-        return build_evidence(chosen, representatives, catalog.tier_prices, default_tokens)
+        prices = traffic.catalog.tier_prices
+        return build_evidence(chosen, traffic.representatives, prices, default_tokens)
 
     chat_evidence, validation_evidence = evidence(chat), evidence(validation)
     embedding = TextEmbedding.load(Path(args.model) / FILE_NAME)
@@ -85,10 +75,10 @@ def main() -> None:
         weights = sample_weights(y[rows], sources[rows], config["model"]["class_weight"], True)
         return fit_classifier(x[rows], y[rows], weights, config["model"], args.seed, blind)
 
-    thread = tuple(FEATURE_INDEX[name] for name in THREAD_FEATURES)
-    with_kinds = tuple(FEATURE_INDEX[name] for name in KIND_FEATURES)
+    kind_columns = tuple(FEATURE_INDEX[name] for name in KIND_FEATURES)
+    shipped = MODEL_BLIND_COLUMNS  # the thread reading
     result = {}
-    for name, blind in (("kinds read", thread), ("kinds blind", thread + with_kinds)):
+    for name, blind in (("kinds read", shipped), ("kinds blind", shipped + kind_columns)):
         chat_apgr = []
         for fold_seed in FOLD_SEEDS:
             risk = np.zeros(len(chat))

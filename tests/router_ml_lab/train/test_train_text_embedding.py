@@ -178,7 +178,7 @@ def test_transfer_accuracy_credits_examples_that_teach_the_held_out_kinds() -> N
     ids = reader_token_ids([e.text for e in held_out + added])
     vocabulary = np.array(sorted({t for x in ids for t in x}))
     vectors = rng.normal(size=(vocabulary.size, 8))
-    result = transfer_accuracy(held_out, added, [], vocabulary, vectors, seed=0)
+    result = transfer_accuracy(held_out, added, [], vocabulary, vectors, 0, 300.0, 1.0)
     assert set(result) == {"without", "with"}
     assert result["with"]["kind_accuracy"] > result["without"]["kind_accuracy"] + 0.1
     for reading in result.values():

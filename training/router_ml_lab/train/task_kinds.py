@@ -243,14 +243,15 @@ def transfer_accuracy(
     vocabulary: np.ndarray,
     vectors: np.ndarray,
     seed: int,
-    lexical_scale: float = 300.0,
-    regularisation: float = 1.0,
+    lexical_scale: float,
+    regularisation: float,
 ) -> dict[str, dict[str, float]]:
     """How well readers fitted without and with ``added`` read ``held_out`` examples they never saw.
 
     Five folds over ``held_out``: each fold is read by a reader fitted on the other folds plus
-    ``real`` (``"without"``), and by one fitted on those plus ``added`` (``"with"``), both at one
-    fixed scale and regularisation so that only the examples differ. Why: a corpus grown by new
+    ``real`` (``"without"``), and by one fitted on those plus ``added`` (``"with"``), both at the
+    one ``lexical_scale`` and ``regularisation`` given (a shipped reader's) so that only the
+    examples differ. Why: a corpus grown by new
     authors should be judged on examples its additions were not written from, not on its own
     cross-validation, where near-duplicates inflate accuracy. Per reader: kind accuracy,
     tier-group accuracy, and the share of held-out examples whose kind is above economy read as
